@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test figures bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Trains the lecture's VAE (2-D latent, Gaussian likelihood with variance c) on 5,000 real MNIST digits.
+demo: $(STAMP)
+	$(VENV)/bin/pyro-vae train --dataset mnist-5k --epochs 30 --out runs/demo --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Every figure of docs/lecture.md.
+figures: $(STAMP)
+	$(PY) examples/lecture.py
+
+# Speed and memory measurements; writes docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf runs build *.egg-info

