@@ -73,7 +73,8 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
         clip_norm: float | None = None, seed: int = 0, device: str | torch.device = "auto",
         out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
         config: dict | None = None, checkpoint_every: int = 1, keep_last: int = 1,
-        eval_batch_size: int = 1000, quiet: bool = False) -> list[dict]:
+        eval_batch_size: int = 1000, evaluator: Callable | None = elbo_parts,
+        transform: Callable | None = None, quiet: bool = False) -> list[dict]:
     """Maximizes the ELBO of ``model``/``guide`` on ``data`` by minibatch SVI; returns per-epoch metrics.
 
     Args:
@@ -86,6 +87,10 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
         out: a run folder for ``config.json``, ``metrics.jsonl`` and ``checkpoint.pt``.
         resume: continue the run in ``out`` from its checkpoint (same trajectory: RNG states too).
         checkpoint_every, keep_last: checkpoint every N epochs; keep the last N epoch checkpoints.
+        evaluator: ``(model, guide, data, batch_size) -> dict`` of per-example measures, run each epoch on
+            the test data and a same-sized subset of the training data; None skips it.
+        transform: ``batch -> batch`` applied to every training batch on the device (e.g. dynamic
+            binarization: a fresh Bernoulli draw of the pixels each time a row is visited).
     Metrics are ELBO terms per example, in nats: ``elbo = reconstruction − kl``.
     """
     data, test_data = _as_tuple(data), _as_tuple(test_data)
@@ -99,7 +104,7 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
     try:
         return _fit(model, guide, data, test_data, objective or Trace_ELBO(), epochs, batch_size, lr,
                     optimizer, scheduler, clip_norm, seed, device, run, state, config, checkpoint_every,
-                    keep_last, eval_batch_size, quiet, rank, world)
+                    keep_last, eval_batch_size, evaluator, transform, quiet, rank, world)
     except BaseException:
         if created and rank == 0 and not (run / CHECKPOINT).exists():
             shutil.rmtree(run, ignore_errors=True)  # no half-made run folder is left behind
@@ -108,7 +113,7 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
 
 def _fit(model, guide, data, test_data, objective, epochs, batch_size, lr, optimizer, scheduler,
          clip_norm, seed, device, run, state, config, checkpoint_every, keep_last, eval_batch_size,
-         quiet, rank, world):
+         evaluator, transform, quiet, rank, world):
     data = tuple(t.to(device) for t in data)  # once: batches are then views chosen by index
     test_data = tuple(t.to(device) for t in test_data) if test_data else None
     num_data = data[0].shape[0]
@@ -148,8 +153,9 @@ def _fit(model, guide, data, test_data, objective, epochs, batch_size, lr, optim
             idx = idx[rank::world]  # this rank's shard of the global batch
             # Pyro's shape and support checks catch modelling bugs on the first step; later they would
             # only cost a host sync per step
+            batch = tuple(t[idx] for t in data)
             with pyro.validation_enabled(step == 0):
-                loss = train_module(*(t[idx] for t in data))
+                loss = train_module(*(transform(batch) if transform else batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if clip_norm:
@@ -170,11 +176,11 @@ def _fit(model, guide, data, test_data, objective, epochs, batch_size, lr, optim
         train_loss = distributed.all_sum(total) / num_data
         metrics = {"epoch": epoch, "step": step, "train_loss": float(train_loss),
                    "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
-        if rank == 0:
+        if rank == 0 and evaluator is not None:
             model.eval(), guide.eval()
-            metrics.update(_prefixed("train", elbo_parts(model, guide, train_eval, eval_batch_size)))
+            metrics.update(_prefixed("train", evaluator(model, guide, train_eval, eval_batch_size)))
             if test_data:
-                metrics.update(_prefixed("test", elbo_parts(model, guide, test_data, eval_batch_size)))
+                metrics.update(_prefixed("test", evaluator(model, guide, test_data, eval_batch_size)))
         history.append(metrics)
         if run is not None and rank == 0:
             _check_finite_parameters(params, run)
