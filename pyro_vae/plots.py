@@ -41,8 +41,9 @@ def save_figure(fig, path) -> Path:
     return path
 
 
-def show_grid(grid: np.ndarray, title: str, path, scale: float = 0.5):
-    fig, ax = plt.subplots(figsize=(max(3, grid.shape[1] * scale / 10), max(2, grid.shape[0] * scale / 10)))
+def show_grid(grid: np.ndarray, title: str, path, inches_per_pixel: float = 1 / 40):
+    height, width = grid.shape
+    fig, ax = plt.subplots(figsize=(min(10, max(3, width * inches_per_pixel)), min(10, max(1.5, height * inches_per_pixel))))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title)
     ax.axis("off")
@@ -53,13 +54,13 @@ def reconstructions(model, guide, x: torch.Tensor, shape, path, n: int = 10):
     """Top row: test inputs x. Bottom row: E[x | z = μ(x)]."""
     x = x[:n]
     both = torch.cat([x, reconstruct(model, guide, x)])
-    return show_grid(image_grid(both, shape, rows=2), "test inputs (top) and reconstructions (bottom)", path, 1.0)
+    return show_grid(image_grid(both, shape, rows=2), "test inputs (top) and reconstructions (bottom)", path)
 
 
 def samples(model, shape, path, n: int = 64, seed: int = 0):
     """E[x | z] for z ~ p(z) = N(0, I)."""
     images = generate_samples(model, n, seed)
-    return show_grid(image_grid(images, shape, rows=int(np.sqrt(n))), "decoded draws z ~ N(0, I)", path, 1.0)
+    return show_grid(image_grid(images, shape, rows=int(np.sqrt(n))), "decoded draws z ~ N(0, I)", path)
 
 
 @torch.no_grad()
@@ -119,7 +120,7 @@ def manifold_images(model, n: int = 15) -> torch.Tensor:
 
 def manifold(model, shape, path, n: int = 15):
     return show_grid(image_grid(manifold_images(model, n), shape, rows=n),
-                     "decoded grid of z at Normal quantiles", path, 1.0)
+                     "decoded grid of z at Normal quantiles", path)
 
 
 def all_figures(model, guide, dataset, metrics, folder) -> list[Path]:

@@ -36,5 +36,5 @@ def run(args) -> None:
         tmp.replace(out)
     else:
         grid = plots.image_grid(images, result.config["shape"], rows=max(1, int(np.sqrt(args.num_samples))))
-        plots.show_grid(grid, f"{args.num_samples} draws z ~ N(0, I)", out, 1.0)
+        plots.show_grid(grid, f"{args.num_samples} draws z ~ N(0, I)", out)
     print(json.dumps({"out": str(out), "num_samples": args.num_samples}))
