@@ -19,3 +19,29 @@ class DataScale(Messenger):
         for frame in msg["cond_indep_stack"]:
             if frame.name == self.plate and frame.size != self.num_data:
                 msg["scale"] = msg["scale"] * (self.num_data / frame.size)
+
+
+class SiteScale(Messenger):
+    """Scales the log-density of latent sites (default) or observed sites by ``scale`` ≥ 0.
+
+    Around model *and* guide, ``SiteScale(β)`` turns the ELBO into reconstruction − β·KL (β-VAE):
+    Pyro's ELBOs weight every site's log p or log q by its scale, so the latent terms of both
+    programs are scaled alike. Unlike ``poutine.scale``, β = 0 is allowed ("reconstruction only");
+    ``SiteScale(0, observed=True)`` leaves the KL only. Enumerated sites are summed out, not scored,
+    and are left alone. The factor is also kept in ``msg["infer"]["site_scale"]``, so a bound that is
+    not linear in the log-densities (the IWAE) can tell it from the data-subsampling scale.
+    """
+
+    def __init__(self, scale: float, observed: bool = False):
+        super().__init__()
+        if not scale >= 0:
+            raise ValueError(f"SiteScale needs a scale >= 0, got {scale}")
+        self.scale, self.observed = scale, observed
+
+    def _process_message(self, msg):
+        if msg["type"] != "sample" or bool(msg["is_observed"]) != self.observed:
+            return
+        if msg["infer"].get("enumerate") == "parallel" or msg["infer"].get("_do_not_score"):
+            return
+        msg["scale"] = msg["scale"] * self.scale
+        msg["infer"]["site_scale"] = msg["infer"].get("site_scale", 1.0) * self.scale
