@@ -6,10 +6,14 @@ with ``mean(f)``, the expected x, for reconstructions and samples.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 import pyro.distributions as dist
+
+from pyro_vae.errors import UserError
 
 
 class Gaussian(nn.Module):
@@ -41,9 +45,45 @@ class Bernoulli(nn.Module):
         return torch.sigmoid(f)
 
 
-LIKELIHOODS = {"gaussian": Gaussian, "bernoulli": Bernoulli}
+class GaussianLearned(nn.Module):
+    """p(x|z) = N(f(z), σ² I) with one learned σ shared by all pixels (σ-VAE, Rybkin et al. 2021).
+
+    Maximizing the ELBO over σ sets σ² to the mean squared reconstruction error, so the balance of
+    reconstruction against KL that a hand-set c fixes is learned instead. ``c`` is the starting σ².
+    """
+
+    def __init__(self, c: float = 1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.tensor(0.5 * math.log(c)))
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        return self.log_sigma.exp()
+
+    def forward(self, f: torch.Tensor) -> dist.Distribution:
+        return dist.Normal(f, self.sigma.to(f.dtype)).to_event(1)
+
+    def mean(self, f: torch.Tensor) -> torch.Tensor:
+        return f
+
+
+class ContinuousBernoulli(nn.Module):
+    """p(x|z) = CB(x; λ = sigmoid(f(z))) ∝ λ^x (1 − λ)^(1−x), a proper density on [0, 1]
+    (Loaiza-Ganem & Cunningham 2019): the Bernoulli cross-entropy plus its missing normalizer."""
+
+    def forward(self, f: torch.Tensor) -> dist.Distribution:
+        return dist.ContinuousBernoulli(logits=f).to_event(1)
+
+    def mean(self, f: torch.Tensor) -> torch.Tensor:
+        return dist.ContinuousBernoulli(logits=f).mean  # not sigmoid(f): the CB mean is pulled toward 1/2
+
+
+LIKELIHOODS = {"gaussian": Gaussian, "gaussian-learned": GaussianLearned, "bernoulli": Bernoulli,
+               "continuous-bernoulli": ContinuousBernoulli}
 
 
 def make(name: str, c: float = 1.0) -> nn.Module:
-    """A likelihood by its CLI name."""
-    return Gaussian(c) if name == "gaussian" else LIKELIHOODS[name]()
+    """A likelihood by its CLI name; ``c`` is the Gaussian variance (for gaussian-learned, its start)."""
+    if name not in LIKELIHOODS:
+        raise UserError(f"unknown likelihood {name!r}: choose one of {', '.join(LIKELIHOODS)}")
+    return LIKELIHOODS[name](c) if name.startswith("gaussian") else LIKELIHOODS[name]()
