@@ -154,7 +154,7 @@ def _user_data(path: Path):
         else:
             x = loaded
     x = np.asarray(x)
-    return _validate_array(x, str(path)), labels, _shape_of(x)
+    return _validate_array(x, str(path)), _validate_labels(labels, x, str(path)), _shape_of(x)
 
 
 def _png_folder(path: Path):
@@ -175,6 +175,17 @@ def _shape_of(x: np.ndarray) -> tuple:
     if x.ndim == 2:
         return (x.shape[1],)
     return (1, *x.shape[1:]) if x.ndim == 3 else tuple(x.shape[1:])
+
+
+def _validate_labels(labels, x: np.ndarray, where: str) -> np.ndarray | None:
+    """A user's labels (``y`` or ``labels`` in a .npz): one whole number per example, or none."""
+    if labels is None:
+        return None
+    y = np.asarray(labels)
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.number) or not np.all(y == np.round(y)):
+        raise UserError(f"{where}: labels must be one whole number per example, shape ({len(x)},), got shape "
+                        f"{y.shape} of {y.dtype}; fix them or save the images without labels")
+    return y.astype(np.int64)
 
 
 def _validate_array(x: np.ndarray, where: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from pyro import poutine
+from pyro.poutine.util import prune_subsample_sites
 
 from pyro_vae.handlers import DataScale
 
@@ -23,6 +24,9 @@ def traces(model, guide, *batch):
     """(guide trace, model trace) with log-probabilities computed: one joint draw z ~ q, then p(x, z)."""
     guide_trace = poutine.trace(guide).get_trace(*batch)
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch)
+    # a plate's own subsample site is no part of p or q (Pyro's ELBOs drop it too); it also lives on the
+    # default device, not the data's
+    guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
     return guide_trace, model_trace
@@ -57,7 +61,9 @@ def elbo_parts(model, guide, data: torch.Tensor | Sequence[torch.Tensor], batch_
         rec_b, kl_b = rec_b * weight, (log_q - log_p) * weight
         reconstruction = rec_b if reconstruction is None else reconstruction + rec_b
         kl = kl_b if kl is None else kl + kl_b
-    values = torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in (reconstruction, kl)]).cpu() / n
+    device = batch[0].device
+    values = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
+                          for v in (reconstruction, kl)]).cpu() / n
     rec, kl = float(values[0]), float(values[1])  # one host sync for the whole pass
     return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
