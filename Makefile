@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test figures bench install clean
+.PHONY: demo test figures bench install clean readme-figures
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 # Trains the lecture's VAE (2-D latent, Gaussian likelihood with variance c) on 5,000 real MNIST digits.
 demo: $(STAMP)
 	$(VENV)/bin/pyro-vae train --dataset mnist-5k --epochs 30 --out runs/demo --overwrite
+
+# The README shows the demo's own figures.
+readme-figures: demo
+	mkdir -p docs/figures/demo && cp runs/demo/figures/*.png docs/figures/demo/
 
 test: $(STAMP)
 	$(PY) -m pytest -q
