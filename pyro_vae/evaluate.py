@@ -10,14 +10,19 @@ which model it measures. Results are accumulated on the data's device and read b
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 
+import pyro
 from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import prune_subsample_sites
 
+from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale
+from pyro_vae.objectives import kl_per_dim
 
 
 def traces(model, guide, *batch):
@@ -90,3 +95,101 @@ def reconstruction_mse(model, guide, data: torch.Tensor, batch_size: int = 1000)
         err = (reconstruct(model, guide, x) - x).pow(2).sum()
         total = err if total is None else total + err
     return float(total) / n
+
+
+@torch.no_grad()
+def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], num_samples: int = 1000,
+                   batch_size: int | None = None, max_pairs: int = 2 ** 16, plate: str = "data") -> dict:
+    """Importance-sampled log p(x) per example, the guide as proposal (Burda et al. 2016, appendix):
+
+        log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x),   z_k ~ q(z|x),   K = num_samples
+
+    A lower bound in expectation that tightens to log p(x) as K grows, and is exact for every K when
+    q is the true posterior. The K draws are a plate outside the ``plate`` ("data") plate, so model and
+    guide run vectorized over examples and samples, ``max_pairs`` (sample, example) pairs per pass
+    (memory is bounded by that, not by K or the data size); a running log-sum-exp joins the passes.
+    Every latent site must be per example (inside ``plate``).
+
+    Returns ``log_likelihood`` (mean over examples, nats), its standard error over examples
+    ``log_likelihood_stderr``, ``bits_per_dim`` = −mean / (D ln 2) with D the size of one row of
+    the first data tensor, ``num_samples``, and ``per_example`` (a CPU tensor).
+    """
+    data = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+    n, dims = data[0].shape[0], data[0][0].numel()
+    if num_samples < 1 or max_pairs < 1:
+        raise UserError(f"num_samples and max_pairs must be >= 1, got {num_samples} and {max_pairs}")
+    batch_size = batch_size or max(1, min(n, max_pairs // num_samples))
+    chunk = max(1, min(num_samples, max_pairs // batch_size))
+    nesting, data_dim = _plate_layout(model, guide, tuple(t[:2] for t in data), plate)
+    per_example = []
+    for batch, _ in _batches(data, batch_size):
+        total = None
+        for start in range(0, num_samples, chunk):
+            with pyro.plate("num_samples", min(chunk, num_samples - start), dim=-(nesting + 1)):
+                guide_trace, model_trace = _sample_traces(model, guide, *batch)
+            log_w = _per_example(model_trace, nesting, data_dim) - _per_example(guide_trace, nesting, data_dim)
+            log_w = torch.logsumexp(log_w, dim=0)
+            total = log_w if total is None else torch.logaddexp(total, log_w)
+        per_example.append(total - math.log(num_samples))
+    values = torch.cat(per_example).double().cpu()  # the one host sync
+    mean = float(values.mean())
+    stderr = float(values.std() / math.sqrt(n)) if n > 1 else 0.0
+    return {"log_likelihood": mean, "log_likelihood_stderr": stderr, "bits_per_dim": -mean / (dims * math.log(2)),
+            "num_samples": num_samples, "per_example": values}
+
+
+def _sample_traces(model, guide, *batch):
+    guide_trace = prune_subsample_sites(poutine.trace(guide).get_trace(*batch))
+    model_trace = prune_subsample_sites(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch))
+    return guide_trace, model_trace
+
+
+def _plate_layout(model, guide, batch, plate: str) -> tuple[int, int]:
+    """(max plate nesting, dim of ``plate``), from one trace; every sample site must be in ``plate``."""
+    dims, data_dims = [], set()
+    for trace in _sample_traces(model, guide, *batch):
+        for site in trace.nodes.values():
+            if site["type"] != "sample":
+                continue
+            frames = [f for f in site["cond_indep_stack"] if f.vectorized]
+            dims += [f.dim for f in frames]
+            data_dims |= {f.dim for f in frames if f.name == plate}
+            if not any(f.name == plate for f in frames):
+                raise UserError(f"log_likelihood needs every sample site inside pyro.plate({plate!r}, ...), but "
+                                f"site {site['name']!r} is not: condition global latents first (poutine.condition)")
+    if len(data_dims) != 1:
+        raise UserError(f"the {plate!r} plate has different dims in model and guide: {sorted(data_dims)}")
+    return -min(dims), data_dims.pop()
+
+
+def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
+    """Σ over sites and over every dim but (sample, example) of the unscaled, masked log-densities."""
+    total = 0.0
+    for site in trace.nodes.values():
+        if site["type"] != "sample":
+            continue
+        log_p = scale_and_mask(site["fn"].log_prob(site["value"]), mask=site["mask"])
+        log_p = log_p.reshape((1,) * (nesting + 1 - log_p.dim()) + log_p.shape)
+        keep = (0, nesting + 1 + data_dim)
+        other = [d for d in range(nesting + 1) if d not in keep]
+        total = total + (log_p.sum(other) if other else log_p)
+    return total
+
+
+@torch.no_grad()
+def kl_per_dimension(model, guide, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000,
+                     latent: str = "z") -> list[float]:
+    """KL_j = mean over x of KL(q(z_j|x) ‖ p(z_j)) for each dimension j of site ``latent``, in nats.
+
+    Analytic where torch knows it, else one draw of log q − log p. KL_j ≈ 0 marks a collapsed
+    dimension: the code ignores x there. Σ_j KL_j is the ELBO's KL term.
+    """
+    total = None
+    for batch, n in _batches(data, batch_size):
+        guide_trace, model_trace = traces(model, guide, *batch)
+        if latent not in guide_trace.nodes:
+            raise UserError(f"the guide has no sample site {latent!r}: pass latent= one of "
+                            f"{[k for k, s in guide_trace.nodes.items() if s['type'] == 'sample']}")
+        kl, _ = kl_per_dim(guide_trace.nodes[latent], model_trace.nodes[latent], analytic=True)
+        total = kl if total is None else total + kl
+    return (total.double().cpu() / n).reshape(-1).tolist()

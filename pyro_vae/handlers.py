@@ -1,6 +1,7 @@
 """Effect handlers shared by the trainer, the objectives and the evaluator."""
 
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.subsample_messenger import _Subsample
 
 
 class DataScale(Messenger):
@@ -28,8 +29,9 @@ class SiteScale(Messenger):
     Pyro's ELBOs weight every site's log p or log q by its scale, so the latent terms of both
     programs are scaled alike. Unlike ``poutine.scale``, β = 0 is allowed ("reconstruction only");
     ``SiteScale(0, observed=True)`` leaves the KL only. Enumerated sites are summed out, not scored,
-    and are left alone. The factor is also kept in ``msg["infer"]["site_scale"]``, so a bound that is
-    not linear in the log-densities (the IWAE) can tell it from the data-subsampling scale.
+    and are left alone. The factor is also kept in the site's ``"site_scale"`` entry, so a bound that
+    is not linear in the log-densities (the IWAE) can tell it from the data-subsampling scale. (Not in
+    ``msg["infer"]``: ``poutine.replay`` hands the guide's infer dict to the model's site.)
     """
 
     def __init__(self, scale: float, observed: bool = False):
@@ -41,7 +43,7 @@ class SiteScale(Messenger):
     def _process_message(self, msg):
         if msg["type"] != "sample" or bool(msg["is_observed"]) != self.observed:
             return
-        if msg["infer"].get("enumerate") == "parallel" or msg["infer"].get("_do_not_score"):
+        if msg["infer"].get("enumerate") == "parallel" or isinstance(msg["fn"], _Subsample):
             return
         msg["scale"] = msg["scale"] * self.scale
-        msg["infer"]["site_scale"] = msg["infer"].get("site_scale", 1.0) * self.scale
+        msg["site_scale"] = msg.get("site_scale", 1.0) * self.scale

@@ -179,7 +179,7 @@ class IWAE(_VectorizedELBO):
             if rho is None:  # joint weights, each site scaled as in Pyro's ELBOs
                 log_p = site["log_prob"]
             else:  # per-example weights; the data scale rho multiplies the log-mean-exp instead
-                log_p = scale_and_mask(site["unscaled_log_prob"], site["infer"].get("site_scale", 1.0),
+                log_p = scale_and_mask(site["unscaled_log_prob"], site.get("site_scale", 1.0),
                                        site["mask"])
             log_w = log_w + sign * torch_sum(log_p, sum_dims)
         if self.num_particles > 1:
@@ -191,7 +191,7 @@ def _common_data_scale(sites) -> float | None:
     """The subsampling scale shared by all sites (their scale without β), or None if they differ."""
     scales = []
     for site in sites:
-        factor = site["infer"].get("site_scale", 1.0)
+        factor = site.get("site_scale", 1.0)
         if isinstance(site["scale"], torch.Tensor) or isinstance(factor, torch.Tensor):
             return None
         if factor != 0:

@@ -20,6 +20,7 @@ from pyro_vae.guides import Encoder, EncoderGuide
 from pyro_vae.models import VAE
 from pyro_vae.models import likelihoods
 from pyro_vae.networks import conv_decoder, conv_trunk, data_dim, mlp
+from pyro_vae.objectives import Objective
 
 
 def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
@@ -29,12 +30,22 @@ def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
         trunk, decoder = conv_trunk(shape, hidden[0]), conv_decoder(latent, shape, hidden[0])
     else:
         trunk, decoder = mlp(data_dim(shape), hidden), mlp(latent, hidden[::-1], data_dim(shape))
+    # "gaussian": N(f, c I); "gaussian-learned": N(f, σ² I), σ a parameter in the checkpoint, c its start;
+    # "bernoulli", "continuous-bernoulli": on logits f
     likelihood = likelihoods.make(config["likelihood"], c=config.get("c", 1.0))
     encoder = Encoder(trunk, trunk[-2].out_features, latent)  # the trunk ends in Linear, ReLU
     return VAE(decoder, latent, likelihood), EncoderGuide(encoder)
 
 
 BUILDERS = {"vae": build_vae}
+
+
+def objective(config: dict) -> Objective:
+    """The run's training objective from its config keys ``elbo``, ``particles``, ``beta``, ``kl_warmup``,
+    ``free_bits`` (absent keys: the plain ELBO, as in runs made before they existed)."""
+    return Objective(config.get("elbo", "trace"), particles=config.get("particles", 1),
+                     beta=config.get("beta", 1.0), kl_warmup=config.get("kl_warmup", 0),
+                     free_bits=config.get("free_bits", 0.0))
 
 
 def build(config: dict) -> tuple[nn.Module, nn.Module]:
