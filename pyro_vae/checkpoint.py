@@ -1,16 +1,49 @@
-"""Atomic checkpoints: states only (no pickled objects), written to a temp file and renamed."""
+"""Atomic checkpoints: states only (no pickled objects), written to a temp file and renamed.
+
+A checkpoint is a dict that ``torch.load(weights_only=True)`` reads back::
+
+    model, guide, optimizer, scheduler   state_dicts
+    rng          one entry per rank: torch, numpy, Python (and CUDA) generator states
+    data_order   the data-order generator's state before the permutation of epoch ``epoch + 1``
+    epoch, step  completed epochs, optimizer steps taken
+    partial      None, or how far into epoch ``epoch + 1`` the run was: {"rows", "total"}
+    metrics      the per-epoch metrics so far (metrics.jsonl is rewritten from them on resume)
+    config       the run's config.json
+"""
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from pyro_vae.errors import UserError
+
+
+class Interval(NamedTuple):
+    """How often to checkpoint: every ``n`` ``unit`` ("epochs" or "steps")."""
+
+    n: int
+    unit: str
+
+    def __str__(self):
+        return f"{self.n}{self.unit}"
+
+
+def interval(value: int | str) -> Interval:
+    """``2``, ``"2"`` or ``"2epochs"`` → every 2 epochs; ``"500steps"`` → every 500 optimizer steps."""
+    match = re.fullmatch(r"\s*(\d+)\s*(epochs?|steps?)?\s*", str(value))
+    if isinstance(value, bool) or not match or int(match[1]) <= 0:
+        raise UserError(f"--checkpoint-every takes N, Nepochs or Nsteps with N > 0 (e.g. 2epochs or 500steps), "
+                        f"got {value!r}")
+    unit = (match[2] or "epochs").rstrip("s") + "s"
+    return Interval(int(match[1]), unit)
 
 
 def save(state: dict, path: str | os.PathLike) -> None:
@@ -28,6 +61,12 @@ def save(state: dict, path: str | os.PathLike) -> None:
         raise
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Deletes the half-written temp files that a process killed during :func:`save` leaves behind."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def load(path: str | os.PathLike) -> dict:
     """Reads a checkpoint on the CPU; a missing, truncated or foreign file is a one-line error."""
     path = Path(path)
@@ -37,44 +76,42 @@ def load(path: str | os.PathLike) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise UserError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(error).__name__}); "
-                        "delete it and retrain, or resume from an earlier copy") from None
+                        "delete it and retrain, or resume from an earlier copy under checkpoints/") from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{str(path)!r} is not a pyro-vae checkpoint")
     return state
 
 
-def rng_state(data_generator: torch.Generator | None = None) -> dict:
-    """Every random state a run draws from, so a resumed run continues the same trajectory."""
+def rng_state() -> dict:
+    """This process's random states (the ones Pyro, NumPy and Python draw from)."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     # numpy's key as a tensor keeps the checkpoint loadable with torch.load(weights_only=True)
     state = {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(key.astype(np.int64)), pos,
                                                        has_gauss, gauss], "python": random.getstate()}
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
-    if data_generator is not None:
-        state["data"] = data_generator.get_state()
     return state
 
 
-def set_rng_state(state: dict, data_generator: torch.Generator | None = None) -> None:
+def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     kind, key, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
-    if data_generator is not None and "data" in state:
-        data_generator.set_state(state["data"])
 
 
 def load_into(modules: dict, state: dict, path) -> None:
     """``module.load_state_dict`` for each named module, with a clear error on a config mismatch."""
     for name, module in modules.items():
-        if module is None or name not in state:
+        if module is None or state.get(name) is None:
             continue
         try:
             module.load_state_dict(state[name])
         except (RuntimeError, ValueError, KeyError) as error:
-            first = str(error).strip().splitlines()[0]
+            lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+            detail = lines[1] if len(lines) > 1 else lines[0] if lines else type(error).__name__
             raise UserError(f"checkpoint {str(path)!r} was made by a different {name} configuration "
-                            f"({first[:160]}); use the run's own config.json or start a new --out") from None
+                            f"({detail[:200]}); use the run's own config.json or start a new --out") from None

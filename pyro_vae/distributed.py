@@ -2,24 +2,38 @@
 
 Each rank trains on its shard of every global batch; ``DistributedDataParallel`` around the loss
 module averages gradients, so every rank takes the same optimizer step as one process would.
+Rank 0 owns the run folder: it alone reads and writes it, and sends what it read to the others
+(so several machines need no shared file system).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+from typing import Callable
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from pyro_vae.errors import UserError
+
 
 def init_from_env() -> None:
     """Joins the process group that ``torchrun`` describes in the environment (gloo on CPU, NCCL on GPU)."""
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return
+    backend = "gloo"
+    if torch.cuda.is_available() and dist.is_nccl_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        backend = "cpu:gloo,cuda:nccl"  # the device of the tensors picks the backend, so --device cpu works too
+    dist.init_process_group(backend)
+    atexit.register(shutdown)
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -36,6 +50,7 @@ def local_device(device: torch.device) -> torch.device:
 
 
 def wrap(module: nn.Module, device: torch.device) -> nn.Module:
+    """DDP around ``module`` when there are several ranks; it starts from rank 0's parameters."""
     if rank_and_world()[1] == 1:
         return module
     ids = [device.index] if device.type == "cuda" else None
@@ -54,3 +69,38 @@ def all_max(value: torch.Tensor) -> torch.Tensor:
         value = value.clone()
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return value
+
+
+def all_gather(obj) -> list:
+    """Every rank's ``obj``, in rank order (a one-element list in one process)."""
+    if rank_and_world()[1] == 1:
+        return [obj]
+    objects = [None] * rank_and_world()[1]
+    dist.all_gather_object(objects, obj)
+    return objects
+
+
+def from_rank0(compute: Callable):
+    """Runs ``compute()`` on rank 0 only and returns its result on every rank.
+
+    A :class:`UserError` on rank 0 is raised on every rank, so no rank waits for a partner that quit.
+    """
+    rank, world = rank_and_world()
+    if world == 1:
+        return compute()
+    box = [None, None, None]  # result, a UserError's message, another error's description
+    if rank == 0:
+        try:
+            box[0] = compute()
+        except UserError as error:
+            box[1] = str(error)
+        except BaseException as error:
+            box[2] = f"{type(error).__name__}: {error}"
+            dist.broadcast_object_list(box, src=0)
+            raise
+    dist.broadcast_object_list(box, src=0)
+    if box[1] is not None:
+        raise UserError(box[1])
+    if box[2] is not None:
+        raise RuntimeError(f"rank 0 failed: {box[2]}")
+    return box[0]

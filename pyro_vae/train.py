@@ -9,6 +9,9 @@ The trainer knows nothing about VAEs. It needs:
 
 Minibatch ELBOs are scaled to the full data set (see :class:`DataScale`), so global latents
 (topics, item parameters) are weighted correctly and data-parallel ranks optimize one objective.
+Under ``torchrun`` each rank takes its shard of every global batch and DDP averages the gradients;
+rank 0 alone writes the run folder. A checkpoint holds every state the trajectory depends on, so
+``resume=True`` continues it exactly, also from the middle of an epoch.
 """
 
 from __future__ import annotations
@@ -37,14 +40,19 @@ CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.jsonl", "config.json"
 
 
 class ScaledLoss(nn.Module):
-    """The objective module (e.g. ``Trace_ELBO()(model, guide)``) under :class:`DataScale`."""
+    """The objective module (e.g. ``Trace_ELBO()(model, guide)``) under :class:`DataScale`.
+
+    ``num_data`` is the number of rows the batch stands for: N in one process. Under DDP a rank's
+    shard of b rows out of a global batch of B is scaled by world·N/B (not N/b), so the average of
+    the ranks' gradients is the one-process gradient of the global batch even when shards differ in size.
+    """
 
     def __init__(self, elbo_module: nn.Module, num_data: int):
         super().__init__()
         self.elbo_module, self.num_data = elbo_module, num_data
 
-    def forward(self, *batch):
-        with DataScale(self.num_data):
+    def forward(self, *batch, num_data: float | None = None):
+        with DataScale(self.num_data if num_data is None else num_data):
             return self.elbo_module(*batch)
 
 
@@ -72,7 +80,7 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
         optimizer: Callable | None = None, scheduler: Callable | None = None,
         clip_norm: float | None = None, seed: int = 0, device: str | torch.device = "auto",
         out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-        config: dict | None = None, checkpoint_every: int = 1, keep_last: int = 1,
+        config: dict | None = None, checkpoint_every: int | str = 1, keep_last: int = 1,
         eval_batch_size: int = 1000, evaluator: Callable | None = elbo_parts,
         transform: Callable | None = None, quiet: bool = False) -> list[dict]:
     """Maximizes the ELBO of ``model``/``guide`` on ``data`` by minibatch SVI; returns per-epoch metrics.
@@ -81,29 +89,36 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
         data, test_data: a tensor or a tuple of tensors with the examples along dim 0; each batch
             is passed as ``model(*rows)`` and ``guide(*rows)``.
         objective: a Pyro ELBO (``Trace_ELBO()``, ``TraceMeanField_ELBO()``, ...); default Trace_ELBO.
+        batch_size: the global batch; under torchrun each of the W ranks takes every W-th row of it.
         optimizer: ``params -> torch.optim.Optimizer``; default Adam with ``lr``.
         scheduler: ``optimizer -> LRScheduler``, stepped once per epoch.
-        clip_norm: clips the global gradient norm.
+        clip_norm: clips the global gradient norm (a NaN/inf norm then also stops the run).
         out: a run folder for ``config.json``, ``metrics.jsonl`` and ``checkpoint.pt``.
         resume: continue the run in ``out`` from its checkpoint (same trajectory: RNG states too).
-        checkpoint_every, keep_last: checkpoint every N epochs; keep the last N epoch checkpoints.
+        checkpoint_every: ``N`` or ``"Nepochs"`` (every N epochs), or ``"Nsteps"`` (every N optimizer
+            steps, also mid-epoch); the last epoch is always checkpointed.
+        keep_last: besides ``checkpoint.pt``, keep the last N checkpoints under ``checkpoints/``.
         evaluator: ``(model, guide, data, batch_size) -> dict`` of per-example measures, run each epoch on
             the test data and a same-sized subset of the training data; None skips it.
         transform: ``batch -> batch`` applied to every training batch on the device (e.g. dynamic
             binarization: a fresh Bernoulli draw of the pixels each time a row is visited).
-    Metrics are ELBO terms per example, in nats: ``elbo = reconstruction − kl``.
+    Metrics are ELBO terms per example, in nats: ``elbo = reconstruction − kl``. If the loss (or, with
+    ``clip_norm``, the gradient norm) becomes NaN/inf, training stops with a :class:`UserError` and the
+    last good checkpoint is left as it was.
     """
     data, test_data = _as_tuple(data), _as_tuple(test_data)
-    _check_options(data, epochs=epochs, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
-                   keep_last=keep_last)
-    device = resolve_device(device)
+    every = ckpt.interval(checkpoint_every)
+    distributed.init_from_env()
     rank, world = distributed.rank_and_world()
+    _check_options(data, world, epochs=epochs, batch_size=batch_size, lr=lr, keep_last=keep_last,
+                   **({} if clip_norm is None else {"clip_norm": clip_norm}))
+    device = distributed.local_device(resolve_device(device))
     run = Path(out) if out is not None else None
     created = run is not None and not run.exists()
-    state = _open_run(run, resume, overwrite) if rank == 0 or resume else None
+    state = distributed.from_rank0(lambda: _open_run(run, resume, overwrite))
     try:
         return _fit(model, guide, data, test_data, objective or Trace_ELBO(), epochs, batch_size, lr,
-                    optimizer, scheduler, clip_norm, seed, device, run, state, config, checkpoint_every,
+                    optimizer, scheduler, clip_norm, seed, device, run, state, config, every,
                     keep_last, eval_batch_size, evaluator, transform, quiet, rank, world)
     except BaseException:
         if created and rank == 0 and not (run / CHECKPOINT).exists():
@@ -112,65 +127,89 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
 
 
 def _fit(model, guide, data, test_data, objective, epochs, batch_size, lr, optimizer, scheduler,
-         clip_norm, seed, device, run, state, config, checkpoint_every, keep_last, eval_batch_size,
+         clip_norm, seed, device, run, state, config, every, keep_last, eval_batch_size,
          evaluator, transform, quiet, rank, world):
     data = tuple(t.to(device) for t in data)  # once: batches are then views chosen by index
     test_data = tuple(t.to(device) for t in test_data) if test_data else None
     num_data = data[0].shape[0]
     model.to(device), guide.to(device)
     loss_module = ScaledLoss(objective(model, guide), num_data)
-    train_module = distributed.wrap(loss_module, device)
     params = [p for p in loss_module.parameters() if p.requires_grad]
     opt = optimizer(params) if optimizer else torch.optim.Adam(params, lr=lr)
     sched = scheduler(opt) if scheduler else None
-    order = torch.Generator(device=device)
+    order = torch.Generator(device=device)  # the data order: the same on every rank
     order.manual_seed(seed)
-    pyro.set_rng_seed(seed)
-    start_epoch, step, history = 1, 0, []
-    if state is not None and "optimizer" in state:
-        ckpt.load_into({"model": model, "guide": guide, "optimizer": opt, "scheduler": sched}, state, run)
-        ckpt.set_rng_state(state["rng"], order)
-        start_epoch, step = state["epoch"] + 1, state["step"]
-        history = _read_metrics(run, state["epoch"])
+    pyro.set_rng_seed(seed + rank)  # the noise: each rank its own
+    done, step, history, partial = 0, 0, [], None
+    if state is not None:
+        ckpt.load_into({"model": model, "guide": guide, "optimizer": opt, "scheduler": sched}, state,
+                       run / CHECKPOINT)
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        if rank < len(rngs):
+            ckpt.set_rng_state(rngs[rank])  # a different number of ranks: the extra ones keep seed + rank
+        order.set_state(state["data_order"])
+        done, step, history, partial = state["epoch"], state["step"], list(state["metrics"]), state["partial"]
+    train_module = distributed.wrap(loss_module, device)  # after loading: DDP starts from rank 0's parameters
     if run is not None and rank == 0:
         _write_config(run, config)
     # a fixed subset of the training rows, so train and test ELBO parts are measured alike
     train_eval = tuple(t[: (test_data[0].shape[0] if test_data else min(num_data, 10_000))] for t in data)
 
-    for epoch in range(start_epoch, epochs + 1):
+    def save(epoch, order_state, partial=None):
+        """Checkpoint during or at the end of ``epoch`` (``partial``: how far into it); all ranks call it."""
+        _check_finite_parameters(params, run)  # never replace a good checkpoint by a diverged one
+        rngs = distributed.all_gather(ckpt.rng_state())
+        if rank == 0:
+            _save(run, {"model": model.state_dict(), "guide": guide.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict() if sched else None, "rng": rngs,
+                        "data_order": order_state, "epoch": epoch - (partial is not None), "step": step,
+                        "partial": partial,
+                        "metrics": history, "config": config}, epoch, step, keep_last)
+
+    for epoch in range(done + 1, epochs + 1):
         if hasattr(objective, "set_epoch"):
             objective.set_epoch(epoch)  # e.g. KL warm-up schedules
         started = time.perf_counter()
-        total = torch.zeros((), device=device)
-        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        order_state = order.get_state()  # a checkpoint within this epoch redraws its permutation from here
         perm = torch.randperm(num_data, generator=order, device=device)
-        batches = perm.split(batch_size)
-        report_every, seen = max(1, len(batches) // 10), 0
+        total, rows = torch.zeros((), device=device), 0  # this rank's share of the summed loss; rows done
+        if partial is not None:  # resuming mid-epoch: rank 0 carries the loss summed so far
+            total, rows, partial = partial["total"].to(device) * (rank == 0), partial["rows"], None
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        batches = _global_batches(perm[rows:], batch_size, world)
+        report_every = max(1, len(batches) // 10)
         bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{epochs}", disable=quiet or rank != 0,
                    leave=False, dynamic_ncols=True)
         model.train(), guide.train()
         for i, idx in enumerate(batches):
-            idx = idx[rank::world]  # this rank's shard of the global batch
+            shard = idx[rank::world]  # this rank's rows of the global batch
+            batch = tuple(t[shard] for t in data)
             # Pyro's shape and support checks catch modelling bugs on the first step; later they would
             # only cost a host sync per step
-            batch = tuple(t[idx] for t in data)
             with pyro.validation_enabled(step == 0):
-                loss = train_module(*(transform(batch) if transform else batch))
+                loss = train_module(*(transform(batch) if transform else batch),
+                                    num_data=num_data * world * shard.shape[0] / idx.shape[0])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            loss = loss.detach()
+            finite = torch.isfinite(loss)
             if clip_norm:
-                nn.utils.clip_grad_norm_(params, clip_norm)
+                finite = finite & torch.isfinite(nn.utils.clip_grad_norm_(params, clip_norm))
             opt.step()
             step += 1
-            loss = loss.detach()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-            total += loss * (idx.shape[0] / num_data)  # the loss stands for N rows; this batch is B of them
-            seen += idx.shape[0]
+            first_bad = torch.where((first_bad < 0) & ~finite, step, first_bad)
+            total += loss * (idx.shape[0] / (world * num_data))  # = this shard's summed loss
+            rows += idx.shape[0]
             bar.update()
             if (i + 1) % report_every == 0 or i + 1 == len(batches):
-                _stop_if_diverged(first_bad, run, rank, world)  # the only host syncs: ~10 per epoch
-                bar.set_postfix(loss=f"{float(total) / seen:.4g}")
+                _stop_if_diverged(first_bad, run)  # the only host syncs: ~10 per epoch
+                if not bar.disable:
+                    bar.set_postfix(loss=f"{float(total) * world / rows:.4g}")  # rank 0's estimate
+            if run is not None and every.unit == "steps" and step % every.n == 0:
+                _stop_if_diverged(first_bad, run)
+                save(epoch, order_state, {"rows": rows, "total": distributed.all_sum(total).cpu()})
         bar.close()
+        _stop_if_diverged(first_bad, run)
         if sched is not None:
             sched.step()
         train_loss = distributed.all_sum(total) / num_data
@@ -183,15 +222,10 @@ def _fit(model, guide, data, test_data, objective, epochs, batch_size, lr, optim
                 metrics.update(_prefixed("test", evaluator(model, guide, test_data, eval_batch_size)))
         history.append(metrics)
         if run is not None and rank == 0:
-            _check_finite_parameters(params, run)
             with open(run / METRICS, "a") as f:
                 f.write(json.dumps(metrics) + "\n")
-            if epoch % checkpoint_every == 0 or epoch == epochs:
-                _save(run, {"model": model.state_dict(), "guide": guide.state_dict(),
-                            "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict() if sched else None,
-                            "rng": ckpt.rng_state(order), "epoch": epoch, "step": step,
-                            "config": config}, epoch, keep_last)
+        if run is not None and ((every.unit == "epochs" and epoch % every.n == 0) or epoch == epochs):
+            save(epoch, order.get_state())
         if not quiet and rank == 0:
             tqdm.write(_summary(metrics, epochs))
     return history
@@ -203,9 +237,18 @@ def _as_tuple(data):
     return (data,) if isinstance(data, torch.Tensor) else tuple(data)
 
 
-def _check_options(data, **options):
+def _global_batches(perm: torch.Tensor, batch_size: int, world: int) -> list[torch.Tensor]:
+    """``perm`` in batches; under DDP a last batch too small to give every rank a row joins the one before."""
+    batches = list(perm.split(batch_size))
+    if world > 1 and len(batches) > 1 and batches[-1].shape[0] < world:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
+def _check_options(data, world, **options):
     for name, value in options.items():
-        if not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                or not math.isfinite(value):
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
     n = data[0].shape[0]
     if n == 0:
@@ -215,9 +258,13 @@ def _check_options(data, **options):
     if options["batch_size"] > n:
         raise UserError(f"--batch-size {options['batch_size']} is larger than the {n} training examples: "
                         f"use --batch-size {min(n, 128)} or less")
+    if options["batch_size"] < world:
+        raise UserError(f"--batch-size {options['batch_size']} is smaller than the {world} processes: each rank "
+                        f"needs at least one example per step; use --batch-size {world} or more")
 
 
 def _open_run(run: Path | None, resume: bool, overwrite: bool) -> dict | None:
+    """Rank 0: checks the run folder and prepares it; on resume, returns its checkpoint."""
     if run is None:
         if resume:
             raise UserError("--resume needs --out, the run folder to continue")
@@ -226,7 +273,14 @@ def _open_run(run: Path | None, resume: bool, overwrite: bool) -> dict | None:
         if not (run / CHECKPOINT).is_file():
             raise UserError(f"--resume: {str(run)!r} is not a run folder (no {CHECKPOINT}); "
                             "give the --out of an earlier run")
-        return ckpt.load(run / CHECKPOINT)
+        state = ckpt.load(run / CHECKPOINT)
+        missing = {"rng", "data_order", "epoch", "step", "partial", "metrics", "optimizer"} - set(state)
+        if missing:
+            raise UserError(f"--resume: {str(run / CHECKPOINT)!r} lacks {', '.join(sorted(missing))} "
+                            "(written by another version?); start a new --out")
+        ckpt.remove_stale_temporaries(run)
+        _write_metrics(run, state["metrics"])  # epochs after the checkpoint (a killed run) are dropped
+        return state
     if (run / CHECKPOINT).exists() and not overwrite:
         raise UserError(f"{str(run)!r} already holds a run: pass --resume to continue it, "
                         "--overwrite to replace it, or choose another --out")
@@ -235,6 +289,7 @@ def _open_run(run: Path | None, resume: bool, overwrite: bool) -> dict | None:
     run.mkdir(parents=True, exist_ok=True)
     for name in (METRICS, CHECKPOINT):
         (run / name).unlink(missing_ok=True)
+    ckpt.remove_stale_temporaries(run)
     shutil.rmtree(run / "checkpoints", ignore_errors=True)
     return None
 
@@ -246,40 +301,42 @@ def _write_config(run: Path, config: dict | None) -> None:
         tmp.replace(run / CONFIG)
 
 
-def _read_metrics(run: Path, last_epoch: int) -> list[dict]:
-    """The metrics up to the checkpoint; lines from epochs after it (a killed run) are dropped."""
-    path = run / METRICS
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    rows = [r for r in rows if r["epoch"] <= last_epoch]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return rows
+def _write_metrics(run: Path, rows: list[dict]) -> None:
+    tmp = run / f".{METRICS}.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(run / METRICS)
 
 
-def _save(run: Path, state: dict, epoch: int, keep_last: int) -> None:
+def _save(run: Path, state: dict, epoch: int, step: int, keep_last: int) -> None:
     ckpt.save(state, run / CHECKPOINT)
     if keep_last > 1:
         folder = run / "checkpoints"
         folder.mkdir(exist_ok=True)
-        shutil.copyfile(run / CHECKPOINT, folder / f".epoch-{epoch:05d}.tmp")
-        (folder / f".epoch-{epoch:05d}.tmp").replace(folder / f"epoch-{epoch:05d}.pt")
+        name = f"epoch-{epoch:04d}-step-{step:08d}.pt"  # the epoch in progress; sorts by time
+        shutil.copyfile(run / CHECKPOINT, folder / f".{name}.tmp")
+        (folder / f".{name}.tmp").replace(folder / name)
         for old in sorted(folder.glob("epoch-*.pt"))[:-keep_last]:
             old.unlink()
 
 
-def _stop_if_diverged(first_bad: torch.Tensor, run, rank, world) -> None:
+def _stop_if_diverged(first_bad: torch.Tensor, run) -> None:
     bad = int(distributed.all_max(first_bad))
     if bad >= 0:
-        last = f"the last good checkpoint is {run / CHECKPOINT}" if run and (run / CHECKPOINT).exists() \
-            else "no checkpoint was written"
-        raise UserError(f"training diverged: the loss became NaN/inf at step {bad}. Likely causes: a learning "
-                        f"rate too high (try --lr 1e-4 or --clip-norm 10), c too small, or data outside [0, 1] "
-                        f"for a Bernoulli likelihood; {last}")
+        raise UserError(f"training diverged: the loss or gradient became NaN/inf at step {bad}. Likely causes: "
+                        "a learning rate too high (try --lr 1e-4 or --clip-norm 10), c too small, or data "
+                        f"outside [0, 1] for a Bernoulli likelihood; {_last_good(run)}")
 
 
 def _check_finite_parameters(params, run) -> None:
-    if not all(bool(torch.isfinite(p).all()) for p in params):
-        raise UserError("training diverged: parameters became NaN/inf; try a lower --lr or --clip-norm; "
-                        f"the last good checkpoint (if any) is left untouched in {run}")
+    if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+        raise UserError("training diverged: parameters became NaN/inf. Likely causes: a learning rate too high "
+                        f"(try --lr 1e-4 or --clip-norm 10) or c too small; {_last_good(run)}")
+
+
+def _last_good(run) -> str:
+    if run is not None and (run / CHECKPOINT).exists():
+        return f"the last good checkpoint, {run / CHECKPOINT}, is left as it was (continue with --resume)"
+    return "no checkpoint had been written"
 
 
 def _prefixed(prefix: str, parts: dict) -> dict:
