@@ -12,7 +12,7 @@ import sys
 
 from pyro_vae.errors import UserError
 
-COMMANDS = ("train", "evaluate", "sample", "plot")
+COMMANDS = ("train", "evaluate", "sample", "plot", "irt")
 
 
 class Parser(argparse.ArgumentParser):
