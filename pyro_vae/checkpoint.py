@@ -75,8 +75,9 @@ def load(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise UserError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(error).__name__}); "
-                        "delete it and retrain, or resume from an earlier copy under checkpoints/") from None
+        raise UserError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(error).__name__}): copy an "
+                        "earlier one over it (--keep-last N keeps them in checkpoints/) or train into a new --out"
+                        ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{str(path)!r} is not a pyro-vae checkpoint")
     return state

@@ -20,6 +20,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -117,9 +118,12 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
     created = run is not None and not run.exists()
     state = distributed.from_rank0(lambda: _open_run(run, resume, overwrite))
     try:
-        return _fit(model, guide, data, test_data, objective or Trace_ELBO(), epochs, batch_size, lr,
-                    optimizer, scheduler, clip_norm, seed, device, run, state, config, every,
-                    keep_last, eval_batch_size, evaluator, transform, quiet, rank, world)
+        with warnings.catch_warnings():
+            # Pyro warns of a NaN loss on every step; the guard below stops the run with one line instead
+            warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarning)
+            return _fit(model, guide, data, test_data, objective or Trace_ELBO(), epochs, batch_size, lr,
+                        optimizer, scheduler, clip_norm, seed, device, run, state, config, every,
+                        keep_last, eval_batch_size, evaluator, transform, quiet, rank, world)
     except BaseException:
         if created and rank == 0 and not (run / CHECKPOINT).exists():
             shutil.rmtree(run, ignore_errors=True)  # no half-made run folder is left behind
@@ -149,6 +153,9 @@ def _fit(model, guide, data, test_data, objective, epochs, batch_size, lr, optim
             ckpt.set_rng_state(rngs[rank])  # a different number of ranks: the extra ones keep seed + rank
         order.set_state(state["data_order"])
         done, step, history, partial = state["epoch"], state["step"], list(state["metrics"]), state["partial"]
+        if optimizer is None and scheduler is None:
+            for group in opt.param_groups:
+                group["lr"] = lr  # the default Adam's constant lr: the run's own, or a new --lr given on resume
     train_module = distributed.wrap(loss_module, device)  # after loading: DDP starts from rank 0's parameters
     if run is not None and rank == 0:
         _write_config(run, config)
