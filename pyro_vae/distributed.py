@@ -23,9 +23,9 @@ def init_from_env() -> None:
     """Joins the process group that ``torchrun`` describes in the environment (gloo on CPU, NCCL on GPU)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return
-    backend = "gloo"
-    if torch.cuda.is_available() and dist.is_nccl_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    backend, local_rank = "gloo", int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available() and dist.is_nccl_available() and local_rank < torch.cuda.device_count():
+        torch.cuda.set_device(local_rank)
         backend = "cpu:gloo,cuda:nccl"  # the device of the tensors picks the backend, so --device cpu works too
     dist.init_process_group(backend)
     atexit.register(shutdown)
@@ -44,8 +44,12 @@ def rank_and_world() -> tuple[int, int]:
 
 def local_device(device: torch.device) -> torch.device:
     """On GPUs each torchrun process takes the GPU of its LOCAL_RANK."""
-    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    if device.type == "cuda" and device.index is None and rank_and_world()[1] > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"torchrun started more processes on this machine than its {torch.cuda.device_count()} "
+                            "GPU(s): use --nproc_per_node with at most one process per GPU, or --device cpu")
+        return torch.device("cuda", local_rank)
     return device
 
 
