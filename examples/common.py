@@ -1,0 +1,103 @@
+"""What the lecture's examples share: the data, the figure folder, and each model trained once.
+
+Every example can run alone (``python examples/autoencoder.py``); run together by
+``examples/lecture.py`` (``make figures``), a model that several examples use is trained once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from pyro_vae import analysis, data
+from pyro_vae.plots import scatter_codes
+from pyro_vae.analysis import Handled
+from pyro_vae.guides.denoising import DenoisingGuide
+from pyro_vae.objectives import Objective, scale_observations
+
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+C = 0.1            # the observation variance c of p(x|z) = N(f(z), cI), as in `pyro-vae train`
+HIDDEN = (256,)    # one hidden layer in e (or g, h) and in d (or f)
+DROP = 0.5         # the denoising autoencoder's masking noise: each pixel erased with this probability
+QUICK = os.environ.get("PYRO_VAE_QUICK") == "1"  # a smoke run of the scripts: one epoch per model
+
+
+def epochs(n: int) -> int:
+    return 1 if QUICK else n
+
+
+@functools.lru_cache(maxsize=None)
+def mnist() -> data.Dataset:
+    """5,000 real MNIST digits (4,000 train, 1,000 test), offline."""
+    return data.load("mnist-5k")
+
+
+def trained(kind: str, latent_dim: int = 2, c: float = C, n_epochs: int = 30, seed: int = 0):
+    """(model, guide) of one of the lecture's models, trained by SVI on MNIST-5k's training rows.
+
+    kind: ``ae`` (Delta guide, no prior), ``linear-ae``, ``dae`` (denoising AE: half the pixels of the
+    guide's input erased), ``vae``, ``recon-only`` (VAE without the KL term), ``kl-only`` (VAE without the
+    reconstruction term).
+    """
+    return _trained(kind, int(latent_dim), float(c), int(n_epochs), int(seed))
+
+
+@functools.lru_cache(maxsize=None)  # keyed on every argument, spelled out, so equal requests share a model
+def _trained(kind: str, latent_dim: int, c: float, n_epochs: int, seed: int):
+    shape = mnist().shape
+    if kind in ("ae", "linear-ae", "dae"):
+        model, guide = analysis.seeded(analysis.autoencoder, shape, latent_dim, c, HIDDEN,
+                                       linear=kind == "linear-ae", seed=seed)
+        if kind == "dae":
+            guide = DenoisingGuide(guide, drop=DROP)
+    else:
+        model, guide = analysis.seeded(analysis.vae, shape, latent_dim, c, HIDDEN, seed=seed)
+    objective = Objective(beta=0.0) if kind == "recon-only" else None  # β = 0: the KL term dropped
+    trained_model = Handled(model, scale_observations(0.0)) if kind == "kl-only" else model  # log p(x|z) dropped
+    lr = 1e-2 if kind == "linear-ae" else 1e-3
+    analysis.train(trained_model, guide, mnist().train, epochs=epochs(n_epochs), lr=lr, seed=seed,
+                   objective=objective)
+    return model.eval(), guide.eval()
+
+
+def draw_codes(ax, codes: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor, title: str, n: int = 400):
+    """μ(x) coloured by digit, and for the first n rows an ellipse of half-widths σ(x): the room q(z|x) takes."""
+    import numpy as np
+    from matplotlib.collections import EllipseCollection
+
+    scatter_codes(ax, codes.numpy(), labels.numpy(), title)
+    if float(sigma.max()) > 0:
+        colours = plt_colours(labels[:n])
+        ax.add_collection(EllipseCollection(2 * sigma[:n, 0].numpy(), 2 * sigma[:n, 1].numpy(), np.zeros(n),
+                                            units="xy", offsets=codes[:n].numpy(), offset_transform=ax.transData,
+                                            facecolors=colours, alpha=0.08))
+
+
+def plt_colours(labels: torch.Tensor):
+    import matplotlib
+
+    return matplotlib.colormaps["tab10"](labels.numpy() % 10)
+
+
+def report(title: str, numbers: dict) -> dict:
+    """Prints an example's numbers as one JSON line, so anyone can rerun and compare them."""
+    print(f"{title}: {json.dumps(numbers, default=_plain)}")
+    return numbers
+
+
+def _plain(value):
+    """JSON for tensors and NumPy numbers."""
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    return float(value)
+
+
+@functools.lru_cache(maxsize=None)
+def classifier():
+    """The held-out judge of decoded images (see ``analysis.digit_classifier``)."""
+    dataset = mnist()
+    return analysis.digit_classifier(dataset.train, dataset.train_labels)
