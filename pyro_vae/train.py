@@ -158,6 +158,9 @@ def _fit(model, guide, data, test_data, objective, epochs, batch_size, lr, optim
                 group["lr"] = lr  # the default Adam's constant lr: the run's own, or a new --lr given on resume
     train_module = distributed.wrap(loss_module, device)  # after loading: DDP starts from rank 0's parameters
     if run is not None and rank == 0:
+        if state is not None:
+            ckpt.remove_stale_temporaries(run)  # a save cut short by the kill
+            _write_metrics(run, history)  # lines of epochs after the checkpoint (a killed run) are dropped
         _write_config(run, config)
     # a fixed subset of the training rows, so train and test ELBO parts are measured alike
     train_eval = tuple(t[: (test_data[0].shape[0] if test_data else min(num_data, 10_000))] for t in data)
@@ -285,8 +288,6 @@ def _open_run(run: Path | None, resume: bool, overwrite: bool) -> dict | None:
         if missing:
             raise UserError(f"--resume: {str(run / CHECKPOINT)!r} lacks {', '.join(sorted(missing))} "
                             "(written by another version?); start a new --out")
-        ckpt.remove_stale_temporaries(run)
-        _write_metrics(run, state["metrics"])  # epochs after the checkpoint (a killed run) are dropped
         return state
     if (run / CHECKPOINT).exists() and not overwrite:
         raise UserError(f"{str(run)!r} already holds a run: pass --resume to continue it, "
