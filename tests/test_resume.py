@@ -150,7 +150,8 @@ def test_a_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_checkpoint_every_syntax():
-    assert ckpt.interval(3) == ckpt.interval("3") == ckpt.interval("3epochs") == ckpt.interval("3 epoch") == (3, "epochs")
+    assert ckpt.interval(3) == ckpt.interval("3") == ckpt.interval("3epochs") == (3, "epochs")
+    assert ckpt.interval("3 epoch") == (3, "epochs")
     assert ckpt.interval("500steps") == ckpt.interval("500step") == (500, "steps")
     for bad in ("0", "-2", "steps", "5 minutes", "1.5epochs", True):
         with pytest.raises(UserError, match="--checkpoint-every takes N, Nepochs or Nsteps"):
@@ -213,3 +214,30 @@ def test_clip_norm_bounds_every_step():
         quiet=True, optimizer=lambda params: torch.optim.SGD(params, lr=1.0))
     after = torch.cat([p.detach().flatten() for p in [*model.parameters(), *guide.parameters()]])
     assert 0 < (after - before).norm() <= 5 * 1e-3 * (1 + 1e-5)  # 5 steps of SGD, each clipped to norm 1e-3
+
+
+def test_interrupted_api_run_with_a_scheduler_resumes_exactly(tmp_path):
+    """Python API: Ctrl-C at step 8 (a checkpoint at step 6), then resume: the lr schedule continues too."""
+    data = torch.rand(40, 6, generator=torch.Generator().manual_seed(1))
+    options = dict(epochs=3, batch_size=8, device="cpu", checkpoint_every="3steps", evaluator=None, quiet=True,
+                   scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    straight = fit(*_tiny_vae(), data, out=tmp_path / "straight", **options)
+    steps = [0]
+
+    def interrupt_at_step_8(batch):
+        steps[0] += 1
+        if steps[0] == 8:
+            raise KeyboardInterrupt
+        return batch
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(*_tiny_vae(), data, out=tmp_path / "cut", transform=interrupt_at_step_8, **options)
+    assert ckpt.load(tmp_path / "cut" / "checkpoint.pt")["step"] == 6
+    model, guide = _tiny_vae()
+    resumed = fit(model, guide, data, out=tmp_path / "cut", resume=True, **options)
+    assert [m["lr"] for m in resumed] == [5e-4, 2.5e-4, 1.25e-4]
+    for a, b in zip(resumed, straight, strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    want = ckpt.load(tmp_path / "straight" / "checkpoint.pt")
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, want["model"][name], rtol=0, atol=1e-6)
