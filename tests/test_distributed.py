@@ -106,8 +106,8 @@ class FixedNoiseGuide(nn.Module):
             return pyro.sample("z", dist.Delta(z, log_density=log_q, event_dim=1))
 
 
-def _problem(steps_seed=0):
-    g = torch.Generator().manual_seed(steps_seed)
+def _problem(seed=0):
+    g = torch.Generator().manual_seed(seed)
     x = torch.rand(45, 6, generator=g)  # 45 rows, batch 8: the last batch of 5 splits 3 / 2 over the ranks
     eps = torch.randn(45, 2, generator=g)
     torch.manual_seed(1)
@@ -116,7 +116,7 @@ def _problem(steps_seed=0):
     return model, FixedNoiseGuide(encoder), (x, eps)
 
 
-def _train_fixed_noise(out_file=None):
+def _train_fixed_noise():
     model, guide, data = _problem()
     # plain SGD: unlike Adam, its step is proportional to the gradient, so a wrongly scaled loss shows
     history = fit(model, guide, data, epochs=2, batch_size=8, device="cpu", evaluator=None, quiet=True,
