@@ -178,6 +178,21 @@ def test_cli_under_ddp_writes_once_and_resumes_exactly(tmp_path):
             pytest.approx({k: v for k, v in b.items() if k != "seconds"}, rel=1e-6)
 
 
+def _cli_fails_on_every_rank(rank, argv, out):
+    code = cli.main(argv)
+    assert code == 2, code
+    assert sorted(p.name for p in Path(out).iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl"]
+
+
+def test_a_run_folder_error_found_by_rank_0_stops_every_rank(tmp_path):
+    """Only rank 0 looks at --out; its one-line error reaches the other rank instead of leaving it waiting."""
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--batch-size", "512", "--device",
+            "cpu", "--quiet", "--no-figures", "--out", str(out)]
+    assert cli.main(argv) == 0
+    run_ranks(_cli_fails_on_every_rank, argv, str(out), timeout=60)  # "already holds a run" on both ranks
+
+
 @pytest.mark.slow
 def test_torchrun_launch_line(tmp_path):
     """The documented launch line itself: torchrun --standalone --nproc_per_node=2 -m pyro_vae.cli train."""
