@@ -125,6 +125,9 @@ def _check(elbo, particles, beta, kl_warmup, free_bits) -> None:
         raise UserError(f"--kl-warmup must be a whole number of epochs >= 0, got {kl_warmup!r}")
     if not (isinstance(free_bits, (int, float)) and 0 <= free_bits < math.inf):
         raise UserError(f"--free-bits must be a finite number of nats >= 0, got {free_bits!r}")
+    if isinstance(elbo, ELBO) and (particles != 1 or free_bits):
+        raise UserError("particles and free_bits belong to the named objectives (trace, meanfield, iwae); "
+                        "a Pyro ELBO instance brings its own num_particles")
     if elbo == "iwae" and free_bits > 0:
         raise UserError("--free-bits clamps the KL term, which the IWAE bound does not have: "
                         "use --elbo trace or meanfield with --free-bits")
