@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="runs/irt", help="run folder (default runs/irt)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--no-figures", action="store_true", help="skip the item characteristic curves")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument("--verbose", action="store_true", help="the trainer's progress bar and line per epoch")
+    p.add_argument("--quiet", action="store_true", help="print only the results")
     p.set_defaults(run=run)
 
 
@@ -131,10 +132,13 @@ def summarize(model: IRT, guide: IRTGuide, data: exams.ExamData, seed: int = 0) 
 
 
 def item_curves(model: IRT, guide: IRTGuide, data: exams.ExamData, ability_means: np.ndarray, path: Path):
-    """P(right | ability) for every item at its estimate, over the range of the students' abilities."""
+    """P(right | ability) for every item at its estimate (posterior mean), above a histogram of the
+    students' ability means."""
     from pyro_vae.plots import plt, save_figure  # matplotlib only when a figure is drawn
 
-    grid = torch.linspace(float(ability_means.min()) - 1.5, float(ability_means.max()) + 1.5, 200)
+    center = float(model.mu.detach()) if model.kind == "lecture" else 0.0  # the prior mean ability, ± 4 prior sds
+    grid = torch.linspace(min(center - 4, float(ability_means.min()) - 0.5),
+                          max(center + 4, float(ability_means.max()) + 0.5), 200)
     items = {name: guide.items.posterior(name).mean.detach() for name in model.item_sites}
     with torch.no_grad():
         curves = torch.sigmoid(model.logits(grid[:, None], items)).numpy()
@@ -146,7 +150,7 @@ def item_curves(model: IRT, guide: IRTGuide, data: exams.ExamData, ability_means
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
     rug.hist(ability_means, bins=40, color="grey")
-    rug.set_xlabel("ability (posterior means of the students below)")
+    rug.set_xlabel("ability; below: histogram of the students' posterior means")
     return save_figure(fig, path)
 
 
@@ -185,11 +189,17 @@ def run(args) -> None:
     out = Path(args.out)
     if (out / "checkpoint.pt").exists() and not args.overwrite:
         raise UserError(f"{str(out)!r} already holds a run: pass --overwrite to replace it, or choose another --out")
+    if not args.quiet:
+        print(f"fitting {args.model} ({args.guide} abilities, {args.items} items) to {data.name}: "
+              f"{data.shape[0]} students × {data.shape[1]} items, {args.epochs} epochs ...", flush=True)
     with one_thread():
-        model, guide, _ = train(data, args.model, args.guide, args.items, epochs=args.epochs,
-                                batch_size=args.batch_size, lr=args.lr, num_particles=args.num_particles,
-                                seed=args.seed, device=args.device, out=out, overwrite=args.overwrite,
-                                quiet=args.quiet)
+        model, guide, history = train(data, args.model, args.guide, args.items, epochs=args.epochs,
+                                      batch_size=args.batch_size, lr=args.lr, num_particles=args.num_particles,
+                                      seed=args.seed, device=args.device, out=out, overwrite=args.overwrite,
+                                      quiet=not args.verbose)
+    if not args.quiet:
+        print(f"done in {sum(m['seconds'] for m in history):.1f}s; final loss per student "
+              f"{history[-1]['train_loss']:.4f}")
     summary = summarize(model, guide, data, args.seed)
     means, sds = abilities(guide, data)
     with open(out / "abilities.csv", "w", newline="") as f:
