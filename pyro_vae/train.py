@@ -29,11 +29,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import pyro
-from pyro.infer import Trace_ELBO
 
 from pyro_vae import checkpoint as ckpt
 from pyro_vae import distributed
 from pyro_vae.errors import UserError
+from pyro_vae.elbos import Trace_ELBO  # Pyro's Trace_ELBO without a host sync per step
 from pyro_vae.evaluate import elbo_parts
 from pyro_vae.handlers import DataScale
 
@@ -89,7 +89,8 @@ def fit(model: nn.Module, guide: nn.Module, data: torch.Tensor | Sequence[torch.
     Args:
         data, test_data: a tensor or a tuple of tensors with the examples along dim 0; each batch
             is passed as ``model(*rows)`` and ``guide(*rows)``.
-        objective: a Pyro ELBO (``Trace_ELBO()``, ``TraceMeanField_ELBO()``, ...); default Trace_ELBO.
+        objective: a Pyro ELBO (``Trace_ELBO()``, ``TraceMeanField_ELBO()``, ...); default
+            ``pyro_vae.elbos.Trace_ELBO()``, Pyro's Trace_ELBO without a host sync per step.
         batch_size: the global batch; under torchrun each of the W ranks takes every W-th row of it.
         optimizer: ``params -> torch.optim.Optimizer``; default Adam with ``lr``.
         scheduler: ``optimizer -> LRScheduler``, stepped once per epoch.

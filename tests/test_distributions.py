@@ -1,0 +1,75 @@
+"""IsotropicNormal(loc, σ) is Normal(loc, σ).to_event(1): same log-density, gradients, samples and shapes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import pyro
+import pyro.distributions as dist
+from pyro import poutine
+
+from pyro_vae.distributions import IsotropicNormal
+
+
+def loc_and_x():
+    g = torch.Generator().manual_seed(0)
+    loc = torch.randn(5, 7, generator=g, dtype=torch.float64).requires_grad_()
+    return loc, torch.randn(5, 7, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_log_prob_and_gradients_equal_normal_to_event(learned):
+    loc, x = loc_and_x()
+    scale = torch.tensor(0.7, dtype=torch.float64, requires_grad=True) if learned else 0.7
+    ours, reference = IsotropicNormal(loc, scale), dist.Normal(loc, scale).to_event(1)
+    assert (ours.batch_shape, ours.event_shape) == (reference.batch_shape, reference.event_shape)
+    assert torch.allclose(ours.log_prob(x), reference.log_prob(x), rtol=1e-12)
+    assert torch.allclose(ours.entropy(), reference.entropy(), rtol=1e-12)
+    inputs = [loc, scale] if learned else [loc]
+    grads = torch.autograd.grad(ours.log_prob(x).sum(), inputs)
+    expected = torch.autograd.grad(reference.log_prob(x).sum(), inputs)
+    assert all(torch.allclose(a, b, rtol=1e-12) for a, b in zip(grads, expected))
+
+
+def test_the_formula_written_out():
+    loc, x = loc_and_x()
+    d, sigma = x.shape[-1], 0.3
+    expected = -((x - loc) ** 2).sum(-1) / (2 * sigma ** 2) - d * math.log(sigma) - d / 2 * math.log(2 * math.pi)
+    assert torch.allclose(IsotropicNormal(loc, sigma).log_prob(x), expected, rtol=1e-12)
+
+
+def test_samples_have_the_stated_mean_and_variance_and_are_reparameterized():
+    loc = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(0)
+    z = IsotropicNormal(loc, 0.5).rsample((40_000,))
+    assert z.shape == (40_000, 2)
+    # standard errors: 0.5/200 = 0.0025 for the mean, about 0.25·√2/200 ≈ 0.0018 for the variance
+    assert torch.allclose(z.mean(0), loc, atol=0.0125) and torch.allclose(z.var(0), z.new_tensor(0.25), atol=0.01)
+    (grad,) = torch.autograd.grad(z.sum(), loc)
+    assert torch.equal(grad, torch.full_like(grad, 40_000.0))
+
+
+def test_expand_and_plates_broadcast_like_normal():
+    loc = torch.zeros(7)
+    expanded = IsotropicNormal(loc, 2.0).expand((3, 4))
+    assert (expanded.batch_shape, expanded.event_shape) == ((3, 4), (7,))
+    assert expanded.log_prob(torch.ones(3, 4, 7)).shape == (3, 4)
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            return pyro.sample("x", IsotropicNormal(x.new_zeros(x.shape[-1]), 1.0), obs=x)
+
+    x = torch.randn(6, 7)
+    trace = poutine.trace(model).get_trace(x)
+    trace.compute_log_prob()
+    assert torch.allclose(trace.nodes["x"]["log_prob"], dist.Normal(0.0, 1.0).log_prob(x).sum(-1))
+
+
+def test_a_bad_scale_is_rejected_when_validating():
+    with pytest.raises(ValueError, match="positive"):
+        IsotropicNormal(torch.zeros(3), -1.0, validate_args=True)
+    with pytest.raises(ValueError, match="0-dim"):
+        IsotropicNormal(torch.zeros(3), torch.ones(3))
