@@ -189,6 +189,9 @@ def run(args) -> None:
     out = Path(args.out)
     if (out / "checkpoint.pt").exists() and not args.overwrite:
         raise UserError(f"{str(out)!r} already holds a run: pass --overwrite to replace it, or choose another --out")
+    if args.batch_size is not None and args.batch_size > data.shape[0]:
+        raise UserError(f"--batch-size {args.batch_size} is larger than the {data.shape[0]} students: "
+                        f"use --batch-size {min(data.shape[0], 1000)} or less")
     if not args.quiet:
         print(f"fitting {args.model} ({args.guide} abilities, {args.items} items) to {data.name}: "
               f"{data.shape[0]} students × {data.shape[1]} items, {args.epochs} epochs ...", flush=True)
