@@ -30,7 +30,11 @@ ITEM_SITES = {"lecture": {"beta": True}, "1pl": {"difficulty": False},
 
 
 class IRT(nn.Module):
-    """model(answers, mask, student=None): item parameters ~ prior, abilities ~ prior, answers ~ σ(η)."""
+    """model(answers, mask, student=None): item parameters ~ prior, abilities ~ prior, answers ~ σ(η).
+
+    answers and mask are (students, items); ``student`` (row indices) is only read by the mean-field
+    guide, which takes the same arguments.
+    """
 
     def __init__(self, num_items: int, kind: str = "2pl", difficulty_scale: float = 3.0,
                  log_scale: float = 1.0):
