@@ -240,6 +240,8 @@ def kl_per_dim(q_site, p_site, analytic: bool = True) -> tuple[torch.Tensor, tor
     torch has it for the factors, else the one-sample log q(z) − log p(z) at the site's value.
     """
     q, p = _factors(q_site["fn"]), _factors(p_site["fn"])
+    if q.event_shape != p.event_shape:  # factorized differently (e.g. a Delta guide): the site is one dimension
+        q, p = q_site["fn"], p_site["fn"]
     z = q_site["value"]
     kl = None
     if analytic:
