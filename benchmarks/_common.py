@@ -1,0 +1,133 @@
+"""Shared by the speed benchmarks: the data, the networks, timing, threads and markdown tables.
+
+Every benchmark times its variants side by side in one process, interleaved (variant A, B, C, then
+again A, B, C, ...), after a warm-up, and reports the median of the repeats: a slow spell of a shared
+machine then hits every variant alike. Wall-clock seconds are what a user waits; CPU seconds of the
+process are shown next to them because other processes on the machine inflate the former much more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from pyro_vae import data as datasets
+from pyro_vae import runs
+
+SHAPE = [1, 28, 28]
+BIG = {"hidden": [400], "latent_dim": 50}      # 784-400-50, the issue's network
+SMALL = {"hidden": [64], "latent_dim": 8}      # 784-64-8, where per-step overhead dominates
+
+
+def build(likelihood: str, net: dict, c: float = 0.1, seed: int = 0, shape=SHAPE):
+    """The default VAE of ``pyro-vae train`` (runs.build), with the given network size."""
+    torch.manual_seed(seed)
+    return runs.build({"model": "vae", "shape": list(shape), "likelihood": likelihood, "c": c, "network": "mlp",
+                       **net})
+
+
+def training_images() -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Fashion-MNIST (60,000 + 10,000) from the Debian package if installed, else MNIST-5k repeated to 60,000."""
+    if datasets.DEBIAN_FASHION_MNIST.is_dir():
+        ds = datasets.load("fashion-mnist")
+        return ds.train, ds.test, f"Fashion-MNIST (Debian package, {datasets.DEBIAN_FASHION_MNIST})"
+    ds = datasets.load("mnist-5k")
+    train = ds.train.repeat(60_000 // ds.train.shape[0] + 1, 1)[:60_000]
+    test = ds.test.repeat(10, 1)[:10_000]
+    return train, test, "MNIST-5k repeated to 60,000 rows (Fashion-MNIST package not installed)"
+
+
+def parse_args(description: str, extra=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: all cores, or 1 when the machine is busy)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per variant (median reported)")
+    parser.add_argument("--json", help="also write the key numbers to this JSON file (for run_all.py)")
+    if extra:
+        extra(parser)
+    args = parser.parse_args()
+    args.threads = set_threads(args.threads)
+    return args
+
+
+def set_threads(threads: int | None) -> int:
+    """All cores on an idle machine; one thread when others keep the cores busy (two OpenMP threads that
+    fight other processes for two cores wait on each other and run many times slower, which would
+    measure the neighbours, not the code)."""
+    if threads is None:
+        env = os.environ.get("BENCH_THREADS")
+        if env:
+            threads = int(env)
+        else:
+            cores = os.cpu_count() or 1
+            threads = cores if os.getloadavg()[0] < 0.5 * cores else 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+@dataclass
+class Timer:
+    """Wall and process-CPU seconds of repeated calls, per variant."""
+
+    wall: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)
+
+    def time(self, name: str, fn, *args, **kwargs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn(*args, **kwargs)
+        self.wall.setdefault(name, []).append(time.perf_counter() - wall)
+        self.cpu.setdefault(name, []).append(time.process_time() - cpu)
+        return result
+
+    def median(self, name: str, cpu: bool = False) -> float:
+        return statistics.median((self.cpu if cpu else self.wall)[name])
+
+
+def interleaved(variants: dict, repeats: int, timer: Timer, log=None) -> Timer:
+    """Runs every variant ``repeats`` times, rotating the order each round so no variant always goes first."""
+    names = list(variants)
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            timer.time(name, variants[name])
+            if log:
+                log(f"  repeat {r + 1}/{repeats} {name}: {timer.wall[name][-1]:.2f} s wall")
+    return timer
+
+
+def write_json(args: argparse.Namespace, results: dict) -> None:
+    if getattr(args, "json", None):
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+def summary(timer: Timer, names, base: str) -> dict:
+    """Medians and ratios to ``base`` of every variant, wall and CPU."""
+    return {name: {"wall": timer.median(name), "cpu": timer.median(name, cpu=True),
+                   "ratio_wall": timer.median(name) / timer.median(base),
+                   "ratio_cpu": timer.median(name, cpu=True) / timer.median(base, cpu=True)} for name in names}
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,221 @@
+"""Runs every speed benchmark and writes docs/benchmarks.md from what they measure (``make bench``).
+
+    .venv/bin/python benchmarks/run_all.py [--threads N] [--repeats 3] [--out docs/benchmarks.md]
+
+Each benchmark runs in its own process, prints its markdown section, and leaves its key numbers in a
+JSON file; the headline table and the verdicts below are computed from those numbers, not typed.
+The torch thread count is chosen once for all of them (all cores on an idle machine, one when other
+processes keep the cores busy) and written into the report with the machine's load before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from _common import set_threads, table  # noqa: E402
+
+BENCHMARKS = [  # (title, script, time limit in seconds)
+    ("Training epoch: fit vs hand-written PyTorch vs Pyro's example", "train_epoch.py", 900),
+    ("Small-net overhead regime (784-64-8)", "small_net.py", 400),
+    ("Where a step's time goes (profile)", "profile_step.py", 300),
+    ("Importance-sampled log-likelihood throughput", "loglik_throughput.py", 600),
+    ("Peak memory", "peak_memory.py", 600),
+    ("torch.compile", "compile_check.py", 400),
+]
+
+
+def run(script: str, threads: int, repeats: int, limit: int) -> tuple[str, dict, float]:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        path = f.name
+    started = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, os.path.join(HERE, script), "--threads", str(threads),
+                               "--repeats", str(repeats), "--json", path],
+                              cwd=HERE, stdout=subprocess.PIPE, text=True, timeout=limit)
+        text = done.stdout if done.returncode == 0 else \
+            f"**Failed** (exit status {done.returncode}); see the console output of `make bench`.\n"
+        with open(path) as f:
+            results = json.load(f) if done.returncode == 0 and os.path.getsize(path) else {}
+    except subprocess.TimeoutExpired:
+        text, results = f"**Did not finish within {limit} s.**\n", {}
+    finally:
+        os.unlink(path)
+    return text, results, time.perf_counter() - started
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def within(v: dict, target: float) -> str:
+    """Met only if both the wall-clock and the CPU-time ratio are within the target."""
+    return verdict(max(v["ratio_wall"], v["ratio_cpu"]) <= target)
+
+
+def headline(r: dict) -> str:
+    rows = []
+    train = r.get("train_epoch.py", {})
+    for likelihood in ("bernoulli", "gaussian"):
+        for name in ("fit (default: sync-free Trace_ELBO)", "fit, TraceMeanField_ELBO (analytic KL)",
+                     "fit, likelihood as IsotropicNormal (proposed)", "Pyro example style (DataLoader, SVI)"):
+            v = train.get(likelihood, {}).get(name)
+            if v:
+                target = name.startswith("fit")
+                rows.append([f"training epoch, {likelihood}: {name}",
+                             f"{v['ratio_wall']:.2f}× (CPU {v['ratio_cpu']:.2f}×)",
+                             "≤ 1.10×" if target else "—", within(v, 1.10) if target else ""])
+    small = r.get("small_net.py", {}).get("variants", {})
+    for name in ("fit (default: sync-free Trace_ELBO)", "JitTrace_ELBO, PyroModule networks, fit-like loop"):
+        if name in small:
+            v = small[name]
+            rows.append([f"small net 784-64-8: {name}", f"{v['ratio_wall']:.2f}× (CPU {v['ratio_cpu']:.2f}×)",
+                         "≤ 1.3×", within(v, 1.3)])
+    loglik = r.get("loglik_throughput.py", {})
+    for name in ("log_likelihood (as is)", "log_likelihood, max_pairs=2048"):
+        worst = max((loglik[k][name]["vs_per_datum"] for k in loglik if name in loglik[k]), default=None)
+        if worst is not None:
+            rows.append([f"IS estimator, {name}: slowest K, time vs per-datum loop", f"{worst:.2f}×", "≤ 1×",
+                         verdict(worst <= 1.0)])
+        at_1000 = loglik.get("1000", {}).get(name)
+        if at_1000:
+            rows.append([f"IS estimator, {name}: K=1000, time vs compute bound", f"{at_1000['vs_bound']:.2f}×",
+                         "≤ 1.3×", verdict(at_1000["vs_bound"] <= 1.3)])
+    lean = loglik.get("1000", {}).get("log_likelihood, max_pairs=2048, IsotropicNormal likelihood")
+    if lean:
+        rows.append(["IS estimator, max_pairs=2048 + IsotropicNormal: K=1000, time vs compute bound",
+                     f"{lean['vs_bound']:.2f}×", "≤ 1.3×", verdict(lean["vs_bound"] <= 1.3)])
+    memory = r.get("peak_memory.py", {})
+    for case, label in (("eval:5000:0", "K=5000 on 10,000 images, as is"),
+                        ("eval:5000:2048", "K=5000 on 10,000 images, max_pairs=2048"),
+                        ("train", "training epoch")):
+        if case in memory:
+            peak = memory[case]["peak"]
+            rows.append([f"peak RSS, {label}", f"{peak / 1024:.2f} GiB", "≤ 2 GiB" if case != "train" else "—",
+                         verdict(peak <= 2048) if case != "train" else ""])
+    return table(["measure", "measured", "target", ""], rows)
+
+
+def machine(threads: int, load_before, load_after, seconds: float) -> str:
+    import pyro
+    import torch
+
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    return table(["", ""], [
+        ["CPU", f"{model}, {os.cpu_count()} cores ({torch.backends.cpu.get_cpu_capability()})"],
+        ["torch / pyro / python", f"{torch.__version__} / {pyro.__version__} / {platform.python_version()}"],
+        ["torch threads used", f"{threads}"],
+        ["load average (1 min) before / after", f"{load_before:.1f} / {load_after:.1f}"],
+        ["date, commit", f"{datetime.date.today().isoformat()}, {commit}"],
+        ["total time of `make bench`", f"{seconds / 60:.1f} min"],
+    ])
+
+
+INTRO = """# Benchmarks
+
+Generated by `make bench` (`benchmarks/run_all.py`); every number below is measured by that command on
+the machine described here. Do not edit by hand: rerun it. Each benchmark runs its variants side by
+side in one process, interleaved, after a warm-up, and reports medians; ratios are taken within one
+process run. "CPU" columns give the process's CPU seconds: when other processes share the cores, wall
+time swings much more than CPU time, so a ratio that agrees in both columns can be trusted.
+"""
+
+FINDINGS = """## What was done, and what the numbers say
+
+**The trainer.** `fit` batches in-memory tensors by index on the device (no DataLoader), runs Pyro's
+validation on the first step only, and reads the loss back about ten times per epoch. Its default
+objective is now `pyro_vae.elbos.Trace_ELBO`: Pyro's `Trace_ELBO` with the same loss and gradients
+(tested against Pyro's in `tests/test_elbos.py`, score-function sites and vectorized particles
+included), but its `differentiable_loss` leaves the loss on the device. Pyro's version reads it
+back twice per step (`torch_item`) and checks it for NaN (`warn_if_nan`, plus a hook in the
+backward pass): free on a CPU, as the "Pyro's own Trace_ELBO" rows show, but a stall of the host
+per step on a GPU. `pyro_vae.elbos.TraceMeanField_ELBO` does the same for the analytic-KL objective
+and, after the validated first step, skips log p(z) and log q(z), which the closed-form KL replaces.
+
+**Where the remaining time goes.** The profile section takes a step apart: with the networks and
+the optimizer identical, the extra time of `fit` over the hand-written step is the work of torch's
+distribution objects (broadcasting, `Independent` sums, the KL of two expanded Normals, the N/B
+scale, a full-size negation in `Bernoulli.log_prob`) and of Pyro's effect handlers (two traced
+programs, replay, plates, `DataScale`: hundreds of Python calls per step, see the cProfile listing). Neither depends
+on the batch size, so it is a fixed cost per step: it matters less with larger networks and batches,
+and more with more threads, which shrink the arithmetic but not the Python. With the arithmetic of a
+784-400-50 step at batch 256 on this CPU, that fixed cost is what stands between the measured ratio
+and 1.10×; removing it would mean not running the model and guide as Pyro programs.
+
+**The Gaussian likelihood.** `dist.Normal(f, c ** 0.5)` broadcasts the single σ to every pixel and
+computes σ², log σ and a division per pixel, forward and backward: several full-size elementwise
+passes where the squared error needs two. `pyro_vae.distributions.IsotropicNormal(f, σ)` is the same
+distribution (same values and gradients, tested) at the cost of the squared error; the "IsotropicNormal (proposed)" rows measure it
+inside `fit` and in the IS estimator. It is not yet the default: `models/likelihoods.py` is another
+area's file (one line, `Gaussian.forward`; `GaussianLearned.forward` can use it too with σ a 0-dim tensor).
+
+**Bernoulli on this CPU.** `binary_cross_entropy_with_logits` goes through `log_sigmoid`, which here
+costs about as much per element as `log1p` and an order of magnitude more than `exp` or `log` (see the
+elementwise table). Both the hand-written loop and `fit` pay it, so the training ratios are fair; for
+the IS estimator it is a cost on top of the decoder, which is why the throughput section uses the
+Gaussian likelihood.
+
+**The IS estimator.** Each pass of `evaluate.log_likelihood` holds up to `max_pairs` (image, sample)
+pairs; with the default of 65,536 pairs, every image-sized tensor of a pass is 65,536 × 784 floats
+(200 MB), several of them live at once, so the pass runs at memory speed instead of cache speed:
+slower than the per-datum loop at K = 100 and 1000, and over a GiB of peak memory. `max_pairs=2048`
+(a few MB per tensor) is measured side by side in the same tables.
+
+**torch.compile and JitTrace_ELBO.** Neither is offered as an option, for the reasons in their sections:
+Dynamo breaks the graph at Pyro's messages and handlers, so compiling takes long and the compiled step
+is not faster; `JitTrace_ELBO` cannot see `nn.Module` parameters, and on `PyroModule` copies its
+`differentiable_loss` returns twice the gradient of `Trace_ELBO` (its `loss` term is not detached).
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    parser.add_argument("--only", nargs="+", help="run only these scripts (a partial report, for checks)")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    threads = set_threads(args.threads)
+    started = time.perf_counter()
+    sections, results = [], {}
+    for title, script, limit in BENCHMARKS:
+        if args.only and script not in args.only:
+            continue
+        print(f"== {title} ({script}, threads {threads})", file=sys.stderr, flush=True)
+        text, results[script], seconds = run(script, threads, args.repeats, limit)
+        sections.append(f"## {title}\n\n`.venv/bin/python benchmarks/{script} --threads {threads}` "
+                        f"({seconds:.0f} s)\n\n{text.strip()}\n")
+    report = [INTRO, "## Machine\n", machine(threads, load_before, os.getloadavg()[0], time.perf_counter() - started),
+              "", "## Headline: targets of issue 7\n",
+              "A ratio counts as within its target only if both the wall-clock and the CPU-time ratio are.\n",
+              headline(results), "", FINDINGS, *sections]
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write("\n".join(report))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Training epoch: our ``fit`` against a hand-written PyTorch loop and a loop in the style of Pyro's VAE example.
+
+    .venv/bin/python benchmarks/train_epoch.py [--threads N] [--repeats 3] [--likelihoods bernoulli gaussian]
+
+784-400-50 MLP VAE, batch 256, Adam(lr 1e-3), one epoch over 60,000 images (Fashion-MNIST from the
+Debian package, else MNIST-5k repeated). All variants train the same networks (same initial weights):
+
+- hand-written: data in memory, batches by index, analytic KL, the likelihood's loss written out
+  (BCE on logits / squared error), ``torch.optim.Adam``;
+- ``fit``: ``pyro_vae.train.fit(model, guide, x, epochs=1, batch_size=256, evaluator=None)`` on the
+  default VAE (``runs.build``), i.e. the real trainer, with its default objective (the sync-free
+  ``Trace_ELBO``: Monte Carlo KL) and with ``TraceMeanField_ELBO`` (analytic KL, like the hand loop);
+- Pyro example style: ``DataLoader`` over a dataset that turns each image into a tensor with
+  ``transforms.ToTensor()`` (as ``torchvision.datasets.FashionMNIST`` does), ``SVI`` with
+  ``pyro.optim.Adam`` and ``Trace_ELBO``, ``pyro.module``, ``Bernoulli(probs=sigmoid(f))``.
+
+``fit`` evaluates ELBO parts after every epoch; that is switched off here (``evaluator=None``) and
+timed on its own below the table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import pyro
+import pyro.distributions as dist
+import pyro.infer
+
+from _common import (BIG, Timer, build, interleaved, log, parse_args, summary, table, training_images,
+                     write_json)
+from pyro_vae import elbos
+from pyro_vae.distributions import IsotropicNormal
+from pyro_vae.evaluate import elbo_parts
+from pyro_vae.train import fit
+
+BATCH, LR, C = 256, 1e-3, 0.1
+
+
+def hand_written_epoch(likelihood: str, x: torch.Tensor, seed: int) -> None:
+    """The loop a PyTorch user writes: five lines of loss, no framework."""
+    model, guide = build(likelihood, BIG, C, seed)
+    encoder, decoder = guide.encoder, model.decoder
+    opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=LR)
+    n = x.shape[0]
+    for idx in torch.randperm(n, generator=torch.Generator().manual_seed(seed)).split(BATCH):
+        xb = x[idx]
+        mu, sigma = encoder(xb)
+        z = mu + sigma * torch.randn_like(mu)
+        f = decoder(z)
+        if likelihood == "bernoulli":
+            reconstruction = F.binary_cross_entropy_with_logits(f, xb, reduction="sum")
+        else:
+            reconstruction = (xb - f).pow(2).sum() / (2 * C) + xb.numel() / 2 * math.log(2 * math.pi * C)
+        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 1 - 2 * sigma.log()).sum()
+        loss = (reconstruction + kl) * (n / xb.shape[0])  # the full data set's −ELBO, as fit scales it
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def fit_epoch(likelihood: str, x: torch.Tensor, seed: int, objective=None, lean_gaussian=False) -> None:
+    model, guide = build(likelihood, BIG, C, seed)
+    if lean_gaussian:
+        model.likelihood = LeanGaussian(C)
+    fit(model, guide, x, epochs=1, batch_size=BATCH, lr=LR, evaluator=None, device="cpu", quiet=True,
+        seed=seed, objective=objective)
+
+
+class LeanGaussian(nn.Module):
+    """The Gaussian likelihood N(f, cI) as ``IsotropicNormal`` (proposed for models/likelihoods.py)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+
+    def forward(self, f):
+        return IsotropicNormal(f, self.c ** 0.5)
+
+    def mean(self, f):
+        return f
+
+
+class ImageFolderLike(Dataset):
+    """What ``torchvision.datasets.FashionMNIST`` does per item: uint8 image → PIL → ``ToTensor()``."""
+
+    def __init__(self, x: torch.Tensor):
+        from torchvision import transforms
+
+        self.images = (x * 255).round().to(torch.uint8).reshape(-1, 28, 28).numpy()
+        self.to_tensor = transforms.ToTensor()
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.to_tensor(Image.fromarray(np.asarray(self.images[i]), mode="L")), 0
+
+
+class ExampleVAE(nn.Module):
+    """Model and guide as in Pyro's examples/vae/vae.py (pyro.module, probs, a plate), our networks."""
+
+    def __init__(self, likelihood: str, seed: int):
+        super().__init__()
+        model, guide = build(likelihood, BIG, C, seed)
+        self.encoder, self.decoder, self.likelihood = guide.encoder, model.decoder, likelihood
+
+    def model(self, x):
+        pyro.module("decoder", self.decoder)
+        with pyro.plate("data", x.shape[0]):
+            z_loc = x.new_zeros(torch.Size((x.shape[0], BIG["latent_dim"])))
+            z_scale = x.new_ones(torch.Size((x.shape[0], BIG["latent_dim"])))
+            z = pyro.sample("latent", dist.Normal(z_loc, z_scale).to_event(1))
+            f = self.decoder(z)
+            if self.likelihood == "bernoulli":
+                obs = dist.Bernoulli(torch.sigmoid(f), validate_args=False).to_event(1)
+            else:
+                obs = dist.Normal(f, C ** 0.5).to_event(1)
+            pyro.sample("obs", obs, obs=x.reshape(-1, 784))
+
+    def guide(self, x):
+        pyro.module("encoder", self.encoder)
+        with pyro.plate("data", x.shape[0]):
+            z_loc, z_scale = self.encoder(x.reshape(-1, 784))
+            pyro.sample("latent", dist.Normal(z_loc, z_scale).to_event(1))
+
+
+def pyro_example_epoch(likelihood: str, dataset: Dataset, seed: int) -> None:
+    pyro.clear_param_store()
+    vae = ExampleVAE(likelihood, seed)
+    svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": LR}), loss=pyro.infer.Trace_ELBO())
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    epoch_loss = 0.0
+    for images, _ in loader:
+        epoch_loss += svi.step(images)  # a float: the example reads the loss back every step
+
+
+def variants(likelihood: str, x: torch.Tensor, example_data: Dataset) -> dict:
+    out = {
+        "hand-written PyTorch": lambda: hand_written_epoch(likelihood, x, 0),
+        "fit (default: sync-free Trace_ELBO)": lambda: fit_epoch(likelihood, x, 0),
+        "fit, TraceMeanField_ELBO (analytic KL)": lambda: fit_epoch(likelihood, x, 0,
+                                                                    elbos.TraceMeanField_ELBO()),
+    }
+    if likelihood == "bernoulli":  # the sync-free ELBO against Pyro's own, on one likelihood to save time
+        out["fit, Pyro's own Trace_ELBO"] = lambda: fit_epoch(likelihood, x, 0, pyro.infer.Trace_ELBO())
+    if likelihood == "gaussian":
+        out["fit, likelihood as IsotropicNormal (proposed)"] = lambda: fit_epoch(likelihood, x, 0,
+                                                                                 lean_gaussian=True)
+    out["Pyro example style (DataLoader, SVI)"] = lambda: pyro_example_epoch(likelihood, example_data, 0)
+    return out
+
+
+def main():
+    def options(parser):
+        parser.add_argument("--likelihoods", nargs="+", default=["bernoulli", "gaussian"])
+        parser.add_argument("--rows", type=int, default=None, help="train on the first ROWS rows only (quick check)")
+
+    args = parse_args(__doc__.splitlines()[0], options)
+    x, test, source = training_images()
+    x = x[:args.rows] if args.rows else x
+    example_data = ImageFolderLike(x)
+    sections = [f"Data: {source}; {x.shape[0]:,} rows, batch {BATCH}, {math.ceil(x.shape[0] / BATCH)} steps "
+                f"per epoch; torch threads: {args.threads}; median of {args.repeats} epochs per variant, "
+                "after a warm-up of 20 steps each; variants interleaved.\n"]
+    results = {}
+    for likelihood in args.likelihoods:
+        log(f"train_epoch: {likelihood}")
+        runs = variants(likelihood, x, example_data)
+        warm = variants(likelihood, x[:20 * BATCH], ImageFolderLike(x[:20 * BATCH]))
+        for name, run in warm.items():
+            run()
+        timer = interleaved(runs, args.repeats, Timer(), log)
+        results[likelihood] = summary(timer, runs, "hand-written PyTorch")
+        base_wall, base_cpu = timer.median("hand-written PyTorch"), timer.median("hand-written PyTorch", cpu=True)
+        rows = [[name, f"{timer.median(name):.2f}", f"**{timer.median(name) / base_wall:.2f}×**",
+                 f"{timer.median(name, cpu=True):.2f}", f"{timer.median(name, cpu=True) / base_cpu:.2f}×",
+                 " ".join(f"{t:.2f}" for t in timer.wall[name])] for name in runs]
+        sections.append(f"**{likelihood.capitalize()} likelihood**\n\n" + table(
+            ["variant", "wall s/epoch", "vs hand (wall)", "CPU s/epoch", "vs hand (CPU)", "wall s, each repeat"],
+            rows) + "\n")
+        if likelihood == args.likelihoods[0]:
+            model, guide = build(likelihood, BIG, C)
+            evaluation = Timer()
+            evaluation.time("eval", lambda: (elbo_parts(model, guide, x[:10_000], 1000),
+                                             elbo_parts(model, guide, test, 1000)))
+            sections.append(f"fit's per-epoch evaluation (``elbo_parts`` on 10,000 training + 10,000 test rows, "
+                            f"{likelihood}), excluded above: {evaluation.median('eval'):.2f} s wall.\n")
+            results["evaluation_seconds"] = evaluation.median("eval")
+    print("\n".join(sections))
+    write_json(args, results)
+
+
+if __name__ == "__main__":
+    main()
