@@ -147,46 +147,68 @@ FINDINGS = """## What was done, and what the numbers say
 validation on the first step only, and reads the loss back about ten times per epoch. Its default
 objective is now `pyro_vae.elbos.Trace_ELBO`: Pyro's `Trace_ELBO` with the same loss and gradients
 (tested against Pyro's in `tests/test_elbos.py`, score-function sites and vectorized particles
-included), but its `differentiable_loss` leaves the loss on the device. Pyro's version reads it
-back twice per step (`torch_item`) and checks it for NaN (`warn_if_nan`, plus a hook in the
-backward pass): free on a CPU, as the "Pyro's own Trace_ELBO" rows show, but a stall of the host
-per step on a GPU. `pyro_vae.elbos.TraceMeanField_ELBO` does the same for the analytic-KL objective
-and, after the validated first step, skips log p(z) and log q(z), which the closed-form KL replaces.
+included) whose `differentiable_loss` leaves the loss on the device. Pyro's own reads it back twice
+per step (`torch_item`) and checks it for NaN (`warn_if_nan`, plus a hook in the backward pass):
+cheap on a CPU (compare the "Pyro's own Trace_ELBO" row) but a stall of the host per step on a GPU
+(no GPU here: not measured). `pyro_vae.elbos.TraceMeanField_ELBO` does the same for the
+analytic-KL objective and, after the validated first step, skips log p(z) and log q(z), which the
+closed-form KL replaces.
 
-**Where the remaining time goes.** The profile section takes a step apart: with the networks and
-the optimizer identical, the extra time of `fit` over the hand-written step is the work of torch's
+**Where the remaining time goes.** The profile section takes a step apart. With the networks and the
+optimizer identical, the extra time of `fit` over the hand-written step is the work of torch's
 distribution objects (broadcasting, `Independent` sums, the KL of two expanded Normals, the N/B
-scale, a full-size negation in `Bernoulli.log_prob`) and of Pyro's effect handlers (two traced
-programs, replay, plates, `DataScale`: hundreds of Python calls per step, see the cProfile listing). Neither depends
-on the batch size, so it is a fixed cost per step: it matters less with larger networks and batches,
-and more with more threads, which shrink the arithmetic but not the Python. With the arithmetic of a
-784-400-50 step at batch 256 on this CPU, that fixed cost is what stands between the measured ratio
-and 1.10×; removing it would mean not running the model and guide as Pyro programs.
+scales, a full-size negation in `Bernoulli.log_prob`) and of Pyro's effect handlers (two traced
+programs, replay, plates, `DataScale`: Python calls, see the cProfile listing). Neither grows with
+the network, so it is a fixed cost per step: it weighs less with larger networks and batches, and
+more with more threads, which shrink the arithmetic but not the Python. At the 784-400-50 network
+and batch 256 this fixed cost is what separates the measured ratio from 1.0; removing it would mean
+not running the model and guide as Pyro programs.
 
 **The Gaussian likelihood.** `dist.Normal(f, c ** 0.5)` broadcasts the single σ to every pixel and
 computes σ², log σ and a division per pixel, forward and backward: several full-size elementwise
 passes where the squared error needs two. `pyro_vae.distributions.IsotropicNormal(f, σ)` is the same
-distribution (same values and gradients, tested) at the cost of the squared error; the "IsotropicNormal (proposed)" rows measure it
-inside `fit` and in the IS estimator. It is not yet the default: `models/likelihoods.py` is another
-area's file (one line, `Gaussian.forward`; `GaussianLearned.forward` can use it too with σ a 0-dim tensor).
+distribution (same values and gradients, tested) at the cost of the squared error. The rows marked
+"IsotropicNormal (proposed)" measure it inside `fit` and inside the IS estimator. It is not the
+default yet: the change is one line in `models/likelihoods.py` (`Gaussian.forward`), another area's
+file.
 
 **Bernoulli on this CPU.** `binary_cross_entropy_with_logits` goes through `log_sigmoid`, which here
-costs about as much per element as `log1p` and an order of magnitude more than `exp` or `log` (see the
-elementwise table). Both the hand-written loop and `fit` pay it, so the training ratios are fair; for
-the IS estimator it is a cost on top of the decoder, which is why the throughput section uses the
+costs about as much per element as `log1p` and far more than `exp` or `log` (see the elementwise
+table). The hand-written loop and `fit` both pay it, so the training ratios are fair; in the IS
+estimator it would be a cost on top of the decoder, which is why the throughput section uses the
 Gaussian likelihood.
 
 **The IS estimator.** Each pass of `evaluate.log_likelihood` holds up to `max_pairs` (image, sample)
-pairs; with the default of 65,536 pairs, every image-sized tensor of a pass is 65,536 × 784 floats
-(200 MB), several of them live at once, so the pass runs at memory speed instead of cache speed:
-slower than the per-datum loop at K = 100 and 1000, and over a GiB of peak memory. `max_pairs=2048`
-(a few MB per tensor) is measured side by side in the same tables.
+pairs. With the default of 65,536 pairs every image-sized tensor of a pass is 65,536 × 784 floats
+(about 200 MB) and several are alive at once, so a pass runs at memory speed, not cache speed, and
+the peak memory is over a GiB. The same tables measure `max_pairs=2048` (a few MB per tensor) side by
+side.
 
-**torch.compile and JitTrace_ELBO.** Neither is offered as an option, for the reasons in their sections:
-Dynamo breaks the graph at Pyro's messages and handlers, so compiling takes long and the compiled step
-is not faster; `JitTrace_ELBO` cannot see `nn.Module` parameters, and on `PyroModule` copies its
-`differentiable_loss` returns twice the gradient of `Trace_ELBO` (its `loss` term is not detached).
 """
+
+
+def compile_and_jit(r: dict) -> str:
+    """The torch.compile / JitTrace_ELBO verdict, from what compile_check.py and small_net.py measured."""
+    lines = ["**torch.compile and JitTrace_ELBO.**"]
+    c = r.get("compile_check.py", {})
+    if c:
+        faster = c["compiled_ms"] < 0.95 * c["eager_ms"]
+        lines.append(f"`torch.compile` of fit's loss module (784-64-8): the first step takes "
+                     f"{c['first_step_s']:.0f} s, "
+                     f"Dynamo breaks the graph {c['graph_breaks']} times at Pyro's messages and handlers, and a "
+                     f"compiled step takes {c['compiled_ms'] / c['eager_ms']:.2f}× the eager one: "
+                     + ("faster, but see the compile time." if faster else "no gain, so `fit` offers no compile flag."))
+    notes = r.get("small_net.py", {}).get("notes", [])
+    jit = r.get("small_net.py", {}).get("variants", {}).get("JitTrace_ELBO, PyroModule networks, fit-like loop")
+    if notes:
+        lines.append("`JitTrace_ELBO` finds parameters through `pyro.param`, so it cannot train our `nn.Module` "
+                     "networks in `fit`; on `PyroModule` copies of them it runs"
+                     + (f" at {jit['ratio_wall']:.2f}× the hand-written step (fit: see the table)" if jit else "")
+                     + ". Against `Trace_ELBO` on the same draw: "
+                     + " ".join(n.split(", ", 1)[1] for n in notes if n.startswith("JitTrace_ELBO vs"))
+                     + " A gradient ratio of 2 is Pyro's `JitTrace_ELBO.differentiable_loss` adding the loss to "
+                     "the surrogate without detaching it. No JIT flag, then.")
+    return "\n".join(lines) + "\n"
 
 
 def main():
@@ -210,7 +232,7 @@ def main():
     report = [INTRO, "## Machine\n", machine(threads, load_before, os.getloadavg()[0], time.perf_counter() - started),
               "", "## Headline: targets of issue 7\n",
               "A ratio counts as within its target only if both the wall-clock and the CPU-time ratio are.\n",
-              headline(results), "", FINDINGS, *sections]
+              headline(results), "", FINDINGS, compile_and_jit(results), *sections]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write("\n".join(report))
