@@ -4,6 +4,8 @@
     KL only:              −KL(q(z|x) ‖ p(z))                 (log p(x|z) masked out)
     both:                 E_q log p(x|z) − KL(q(z|x) ‖ p(z)) (the ELBO)
 
+with p(x|z) = N(f(z), I), i.e. c = 1.
+
 The terms are dropped by effect handlers around the same VAE model and guide: β = 0 in
 ``objectives.Objective`` scales the latent sites to 0, ``objectives.scale_observations(0)`` the observed
 one. Every variant is then measured with the full ELBO: KL, reconstruction error, the posterior width
@@ -21,6 +23,7 @@ from pyro_vae.evaluate import encode
 from pyro_vae.plots import save_figure
 
 VARIANTS = {"recon-only": "reconstruction only", "kl-only": "KL only", "vae": "reconstruction + KL"}
+C = 1.0  # p(x|z) = N(f(z), cI) with c = 1: a KL strong enough to shape the map (see examples/role_of_c.py)
 
 
 def main(figures: Path = FIGURES) -> dict:
@@ -29,7 +32,7 @@ def main(figures: Path = FIGURES) -> dict:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
     numbers, limit = {}, 3.0  # one scale for the three maps, at least ±3 (where N(0, I) lives)
     for ax, (kind, title) in zip(axes, VARIANTS.items()):
-        model, guide = trained(kind, 2)
+        model, guide = trained(kind, 2, C)
         codes = encode(guide, x)
         draw_codes(ax, codes, posterior_scale(guide, x), labels, title)
         numbers[kind] = {**elbo_terms(model, guide, x), **cluster_separation(codes, labels)}

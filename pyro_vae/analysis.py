@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Iterable, Sequence
 
@@ -284,7 +283,3 @@ def linear_gaussian_terms(weight: torch.Tensor, bias: torch.Tensor, c: float, x:
             "kl_posterior": float(kl_posterior), "posterior_mean": posterior.loc,
             "posterior_cov": posterior.covariance_matrix}
 
-
-def cached(function):
-    """Memoizes a training function, so examples run together (examples/lecture.py) train each model once."""
-    return functools.lru_cache(maxsize=None)(function)
