@@ -12,7 +12,7 @@ import sys
 
 from pyro_vae.errors import UserError
 
-COMMANDS = ("train", "evaluate", "sample", "plot", "irt")
+COMMANDS = ("train", "evaluate", "sample", "plot", "irt", "topics")
 
 
 class Parser(argparse.ArgumentParser):
