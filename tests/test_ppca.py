@@ -57,7 +57,7 @@ def trained_linear_vae():
     model = VAE(nn.Linear(LATENT, D), LATENT, GaussianLearned(c=1.0))
     guide = EncoderGuide(Encoder(nn.Identity(), D, LATENT))  # μ(x), σ(x) linear in x, as the posterior's
     epochs = 300
-    fit(model, guide, x, objective=Objective("meanfield"), epochs=epochs, batch_size=N, lr=0.1, device="cpu",
+    fit(model, guide, x, objective=Objective("meanfield"), epochs=epochs, batch_size=N, lr=0.05, device="cpu",
         scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs), evaluator=None,
         quiet=True)
     return model, guide, x
