@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from pyro_vae.errors import UserError
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except UserError as error:
-        print(f"pyro-vae: error: {error}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops; one of them says why
+            print(f"pyro-vae: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pyro-vae: interrupted; the last checkpoint (if any) is intact: continue with --resume",
