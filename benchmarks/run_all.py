@@ -148,9 +148,9 @@ validation on the first step only, and reads the loss back about ten times per e
 objective is now `pyro_vae.elbos.Trace_ELBO`: Pyro's `Trace_ELBO` with the same loss and gradients
 (tested against Pyro's in `tests/test_elbos.py`, score-function sites and vectorized particles
 included) whose `differentiable_loss` leaves the loss on the device. Pyro's own reads it back twice
-per step (`torch_item`) and checks it for NaN (`warn_if_nan`, plus a hook in the backward pass):
-cheap on a CPU (compare the "Pyro's own Trace_ELBO" row) but a stall of the host per step on a GPU
-(no GPU here: not measured). `pyro_vae.elbos.TraceMeanField_ELBO` does the same for the
+per step (`torch_item`) and checks it for NaN (`warn_if_nan`, plus a hook in the backward pass): on a
+CPU that is Python work per step (compare the "Pyro's own Trace_ELBO" rows), on a GPU each read also
+stalls the host until the queued kernels have run (no GPU here: not measured). `pyro_vae.elbos.TraceMeanField_ELBO` does the same for the
 analytic-KL objective and, after the validated first step, skips log p(z) and log q(z), which the
 closed-form KL replaces.
 
@@ -162,7 +162,9 @@ programs, replay, plates, `DataScale`: Python calls, see the cProfile listing). 
 the network, so it is a fixed cost per step: it weighs less with larger networks and batches, and
 more with more threads, which shrink the arithmetic but not the Python. At the 784-400-50 network
 and batch 256 this fixed cost is what separates the measured ratio from 1.0; removing it would mean
-not running the model and guide as Pyro programs.
+not running the model and guide as Pyro programs. `fit`'s own loop adds a few tiny tensor operations
+per step (the NaN/inf watch and the running loss), visible as the gap between the profile's layer 4
+and the training table.
 
 **The Gaussian likelihood.** `dist.Normal(f, c ** 0.5)` broadcasts the single σ to every pixel and
 computes σ², log σ and a division per pixel, forward and backward: several full-size elementwise
@@ -181,7 +183,7 @@ Gaussian likelihood.
 **The IS estimator.** Each pass of `evaluate.log_likelihood` holds up to `max_pairs` (image, sample)
 pairs. With the default of 65,536 pairs every image-sized tensor of a pass is 65,536 × 784 floats
 (about 200 MB) and several are alive at once, so a pass runs at memory speed, not cache speed, and
-the peak memory is over a GiB. The same tables measure `max_pairs=2048` (a few MB per tensor) side by
+the pass alone needs over a GiB. The same tables measure `max_pairs=2048` (a few MB per tensor) side by
 side.
 
 """
