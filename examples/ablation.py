@@ -17,7 +17,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from common import FIGURES, draw_codes, mnist, report, trained
+from common import FIGURES, compact_png, draw_codes, mnist, report, trained
 from pyro_vae.analysis import cluster_separation, elbo_terms, posterior_scale
 from pyro_vae.evaluate import encode
 from pyro_vae.plots import save_figure
@@ -40,7 +40,7 @@ def main(figures: Path = FIGURES) -> dict:
         limit = max(limit, 1.05 * float(codes.abs().max()))
     for ax in axes:
         ax.set_xlim(-limit, limit), ax.set_ylim(-limit, limit), ax.set_aspect("equal")
-    save_figure(fig, figures / "ablation.png")
+    compact_png(save_figure(fig, figures / "ablation.png"))
     return report("ablation", numbers)
 
 

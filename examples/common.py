@@ -19,6 +19,9 @@ from pyro_vae.analysis import Handled
 from pyro_vae.guides.denoising import DenoisingGuide
 from pyro_vae.objectives import Objective, scale_observations
 
+# Small networks: one intra-op thread is as fast as two, and does not fight other processes for the cores.
+torch.set_num_threads(1)
+
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 C = 0.1            # the observation variance c of p(x|z) = N(f(z), cI), as in `pyro-vae train`
 HIDDEN = (256,)    # one hidden layer in e (or g, h) and in d (or f)
@@ -75,6 +78,16 @@ def draw_codes(ax, codes: torch.Tensor, sigma: torch.Tensor, labels: torch.Tenso
         ax.add_collection(EllipseCollection(2 * sigma[:n, 0].numpy(), 2 * sigma[:n, 1].numpy(), np.zeros(n),
                                             units="xy", offsets=codes[:n].numpy(), offset_transform=ax.transData,
                                             facecolors=colours, alpha=0.08))
+
+
+def compact_png(path: Path) -> Path:
+    """Re-saves a PNG with a 256-colour palette: translucent ellipses blend into many colours otherwise."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+    return path
 
 
 def plt_colours(labels: torch.Tensor):

@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from common import FIGURES, classifier, draw_codes, mnist, report, trained
+from common import FIGURES, compact_png, classifier, draw_codes, mnist, report, trained
 from pyro_vae.analysis import confident_fraction, empty_fraction, latent_grid, posterior_scale
 from pyro_vae.evaluate import encode
 from pyro_vae.plots import image_grid, save_figure
@@ -28,7 +28,7 @@ MODELS = {"ae": ("ae", 0.1, "autoencoder: z = e(x)"), "vae_c0.1": ("vae", 0.1, "
 def main(figures: Path = FIGURES) -> dict:
     dataset = mnist()
     judge = classifier()
-    fig, axes = plt.subplots(2, len(MODELS), figsize=(4.2 * len(MODELS), 8.4))
+    fig, axes = plt.subplots(2, len(MODELS), figsize=(3.6 * len(MODELS), 7.2))
     numbers = {"classifier_test_accuracy": float(judge.score(dataset.test.numpy(), dataset.test_labels.numpy())),
                "confident_on_real_test_digits": confident_fraction(judge, dataset.test)}
     for column, (name, (kind, c, title)) in enumerate(MODELS.items()):
@@ -38,7 +38,7 @@ def main(figures: Path = FIGURES) -> dict:
                    dataset.test_labels, title)
         with torch.no_grad():
             axes[1, column].imshow(image_grid(model.generate(latent_grid(codes, 15)), dataset.shape, 15),
-                                   cmap="gray", vmin=0, vmax=1)
+                                   cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             grid = latent_grid(codes, 20)
             numbers[name] = {"confident_grid_fraction": confident_fraction(judge, model.generate(grid)),
                              "empty_grid_fraction": empty_fraction(codes, grid),
@@ -46,7 +46,7 @@ def main(figures: Path = FIGURES) -> dict:
                              "spread": float((codes - codes.mean(0)).pow(2).sum(1).mean().sqrt())}
         axes[1, column].set_title("decoded from a regular grid over the codes", fontsize=9)
         axes[1, column].axis("off")
-    save_figure(fig, figures / "latent_gaps.png")
+    compact_png(save_figure(fig, figures / "latent_gaps.png"))
     return report("latent gaps", numbers)
 
 
