@@ -1,7 +1,7 @@
 """What the lecture's examples share: the data, the figure folder, and each model trained once.
 
-Every example can run alone (``python examples/autoencoder.py``); run together by
-``examples/lecture.py`` (``make figures``), a model that several examples use is trained once.
+Every example runs alone (``python examples/autoencoder.py``). When ``examples/lecture.py`` (``make figures``)
+runs them together, a model that several examples use is trained once.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from pyro_vae import analysis, data
-from pyro_vae.plots import scatter_codes
 from pyro_vae.analysis import Handled
 from pyro_vae.guides.denoising import DenoisingGuide
 from pyro_vae.objectives import Objective, scale_observations
+from pyro_vae.plots import scatter_codes
 
 # Small networks: one intra-op thread is as fast as two, and does not fight other processes for the cores.
 torch.set_num_threads(1)
