@@ -42,7 +42,7 @@ class LDA(nn.Module):
 
     max_plate_nesting = 2
 
-    def __init__(self, vocab_size: int, num_topics: int, max_length: int, alpha: float = 0.1, eta: float = 0.01):
+    def __init__(self, vocab_size: int, num_topics: int, max_length: int, alpha: float = 0.1, eta: float = 0.1):
         super().__init__()
         self.vocab_size, self.num_topics, self.max_length = vocab_size, num_topics, max_length
         self.alpha, self.eta = alpha, eta

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from matplotlib.ticker import MaxNLocator
 
 import pyro
 from pyro.infer import TraceEnum_ELBO, TraceMeanField_ELBO
@@ -104,6 +105,8 @@ def check_options(args, corpus: text.Corpus) -> None:
     if n % args.batch_size == 1:
         raise UserError(f"--batch-size {args.batch_size} leaves a last batch of one document, which batch norm "
                         f"cannot normalize: use --batch-size {args.batch_size - 1} or {args.batch_size + 1}")
+    if args.topics < 2:
+        raise UserError("--topics must be at least 2: one topic is just the corpus' word frequencies")
     if args.topics > corpus.vocab_size:
         raise UserError(f"--topics {args.topics} is more than the {corpus.vocab_size} words of the vocabulary: "
                         "use fewer topics or a lower --min-df")
@@ -188,6 +191,7 @@ def plot_topic_words(topics: list[dict], path: Path) -> Path:
         ax.set_yticks(range(len(topic["words"]))[::-1], topic["words"], fontsize=7)
         ax.set_title(f"topic {topic['topic']}", fontsize=8)
         ax.tick_params(axis="x", labelsize=6)
+        ax.xaxis.set_major_locator(MaxNLocator(3))
     for ax in axes.flat[len(topics):]:
         ax.axis("off")
     fig.suptitle("topic-word weights p(word | topic)")
@@ -200,6 +204,7 @@ def plot_document_topics(theta: torch.Tensor, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(4, 0.4 * theta.shape[1] + 1.5), max(3, 0.25 * theta.shape[0] + 1)))
     image = ax.imshow(theta.numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(theta.shape[1]), [str(t + 1) for t in range(theta.shape[1])], fontsize=7)
+    ax.set_yticks(range(theta.shape[0]), [str(d + 1) for d in range(theta.shape[0])], fontsize=7)
     ax.set_xlabel("topic")
     ax.set_ylabel("held-out document")
     ax.set_title("topic proportions θ_d (posterior mean)")
