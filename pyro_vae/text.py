@@ -13,6 +13,7 @@ documents alone, so held-out documents are scored on words the model was trained
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,9 @@ def _twenty_newsgroups(data_dir) -> list[str]:
     from sklearn.datasets import fetch_20newsgroups
 
     try:
-        bunch = fetch_20newsgroups(data_home=data_dir, subset="all", remove=("headers", "footers", "quotes"))
+        with warnings.catch_warnings():  # sklearn warns before each retry; our one line says it all
+            warnings.filterwarnings("ignore", "Retry downloading")
+            bunch = fetch_20newsgroups(data_home=data_dir, subset="all", remove=("headers", "footers", "quotes"))
     except OSError as error:  # URLError, timeouts, DNS failures: offline
         raise UserError(f"could not download 20news ({type(error).__name__}): {OFFLINE_HINT}") from None
     return list(bunch.data)

@@ -284,6 +284,27 @@ def test_topics_command_end_to_end_on_lee(tmp_path, capsys, model):
     assert [e["epoch"] for e in epochs] == [1, 2] and all(math.isfinite(e["test_perplexity"]) for e in epochs)
 
 
+DOCS = ["cats purr and cats sleep", "dogs bark and dogs run", "cats and dogs play", "birds sing and fly",
+        "dogs chase cats", "birds and cats"]
+
+
+def test_own_corpora_a_folder_of_txt_files_and_one_document_per_line(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, doc in enumerate(DOCS):
+        (folder / f"{i}.txt").write_text(doc)
+    (folder / "notes.md").write_text("not a document")
+    lines = tmp_path / "docs.txt"
+    lines.write_text("\n".join(DOCS[:3]) + "\n\n" + "\n".join(DOCS[3:]) + "\n")  # a blank line is no document
+    for source in (folder, lines):
+        corpus = text.load_corpus(str(source), min_df=1, max_df=1.0, max_features=None, test_size=1 / 3)
+        assert corpus.train.shape[0] == 4 and corpus.test.shape[0] == 2
+        assert "and" not in corpus.vocab and {"cats", "dogs", "birds"} <= set(corpus.vocab)
+        # the counts are the word lists the coherence is measured on
+        for counts, words in zip(corpus.train, corpus.train_texts):
+            assert sorted(words) == sorted(w for w, n in zip(corpus.vocab, counts.tolist()) for _ in range(int(n)))
+
+
 def one_line_error(capsys) -> str:
     err = capsys.readouterr().err
     assert err.startswith("pyro-vae: error: ") and err.count("\n") == 1, err
