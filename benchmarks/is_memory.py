@@ -24,7 +24,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--num-samples", type=int, default=5000)
-    parser.add_argument("--max-pairs", type=int, default=2 ** 16)
+    parser.add_argument("--max-pairs", type=int, default=None, help="pairs per pass (default: the estimator's own)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.manual_seed(0)

@@ -13,6 +13,7 @@ from torch import nn
 
 import pyro.distributions as dist
 
+from pyro_vae.distributions import IsotropicNormal
 from pyro_vae.errors import UserError
 
 
@@ -28,7 +29,7 @@ class Gaussian(nn.Module):
         self.c = float(c)
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
-        return dist.Normal(f, self.c ** 0.5).to_event(1)
+        return IsotropicNormal(f, self.c ** 0.5)
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
         return f
@@ -65,7 +66,7 @@ class GaussianLearned(nn.Module):
         return (self.SPEED * self.log_sigma).exp()
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
-        return dist.Normal(f, self.sigma.to(f.dtype)).to_event(1)
+        return IsotropicNormal(f, self.sigma.to(f.dtype))
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
         return f

@@ -19,7 +19,7 @@ class VAE(nn.Module):
         self.decoder, self.latent_dim, self.likelihood = decoder, latent_dim, likelihood
 
     def prior(self, x: torch.Tensor) -> dist.Distribution:
-        return dist.Normal(x.new_zeros(self.latent_dim), 1.0).to_event(1)
+        return dist.Normal(x.new_zeros(self.latent_dim), x.new_ones(self.latent_dim)).to_event(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with pyro.plate("data", x.shape[0], device=x.device):

@@ -32,7 +32,7 @@ class IsotropicNormal(TorchDistribution):
             raise ValueError(f"IsotropicNormal: scale must be a number or 0-dim tensor, got shape {tuple(scale.shape)}")
         self.loc, self.scale = loc, scale
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
-        if self._validate_args and not bool(torch.as_tensor(scale) > 0):
+        if self._validate_args and not (scale > 0 if isinstance(scale, Real) else bool(scale > 0)):
             raise ValueError(f"IsotropicNormal: scale must be positive, got {float(scale)}")
 
     def _log_scale(self):

@@ -99,7 +99,7 @@ def reconstruction_mse(model, guide, data: torch.Tensor, batch_size: int = 1000)
 
 @torch.no_grad()
 def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], num_samples: int = 1000,
-                   batch_size: int | None = None, max_pairs: int = 2 ** 16, plate: str = "data") -> dict:
+                   batch_size: int | None = None, max_pairs: int | None = None, plate: str = "data") -> dict:
     """Importance-sampled log p(x) per example, the guide as proposal (Burda et al. 2016, appendix):
 
         log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x),   z_k ~ q(z|x),   K = num_samples
@@ -116,6 +116,8 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     """
     data = (data,) if isinstance(data, torch.Tensor) else tuple(data)
     n, dims = data[0].shape[0], data[0][0].numel()
+    # ~8 MB of float32 per (sample, example) tensor: larger passes run at memory speed (benchmarks/)
+    max_pairs = max_pairs or max(1, 2 ** 21 // dims)
     if num_samples < 1 or max_pairs < 1:
         raise UserError(f"num_samples and max_pairs must be >= 1, got {num_samples} and {max_pairs}")
     batch_size = batch_size or max(1, min(n, max_pairs // num_samples))

@@ -25,6 +25,7 @@ from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.elbo import ELBOModule
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 
+from pyro_vae import elbos
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import SiteScale
 
@@ -108,7 +109,8 @@ def make_elbo(name: str, particles: int = 1, free_bits: float = 0.0,
     if free_bits > 0:
         return FreeBitsELBO(free_bits, particles, analytic_kl=name == "meanfield",
                             max_plate_nesting=max_plate_nesting)
-    elbo = Trace_ELBO if name == "trace" else TraceMeanField_ELBO
+    # the sync-free equivalents of Pyro's Trace_ELBO / TraceMeanField_ELBO (pyro_vae/elbos.py)
+    elbo = elbos.Trace_ELBO if name == "trace" else elbos.TraceMeanField_ELBO
     return elbo(num_particles=particles, vectorize_particles=particles > 1, max_plate_nesting=max_plate_nesting)
 
 

@@ -193,7 +193,7 @@ def _fit(model, guide, data, test_data, objective, epochs, batch_size, lr, optim
                    leave=False, dynamic_ncols=True)
         model.train(), guide.train()
         for i, idx in enumerate(batches):
-            shard = idx[rank::world]  # this rank's rows of the global batch
+            shard = idx[rank::world] if world > 1 else idx  # this rank's rows of the global batch
             batch = tuple(t[shard] for t in data)
             # Pyro's shape and support checks catch modelling bugs on the first step; later they would
             # only cost a host sync per step

@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+def _checked(convert, expected: str, requirement: str, ok):
+    """An argparse type: ``convert(text)``, then ``ok(value)``, each failure a one-line message."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+positive_int = _checked(int, "a whole number", "positive", lambda v: v > 0)
+nonnegative_int = _checked(int, "a whole number >= 0", ">= 0", lambda v: v >= 0)
+positive_float = _checked(float, "a number", "a positive finite number", lambda v: 0 < v < math.inf)
+nonnegative_float = _checked(float, "a number >= 0", "a finite number >= 0", lambda v: 0 <= v < math.inf)
 
 
 def sizes(text: str) -> tuple[int, ...]:

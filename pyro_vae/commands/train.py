@@ -11,7 +11,7 @@ import torch
 
 from pyro_vae import data as datasets
 from pyro_vae import distributed, plots, runs
-from pyro_vae.commands.options import add_device, nonnegative_float, positive_float, positive_int, sizes
+from pyro_vae.commands.options import add_device, nonnegative_float, nonnegative_int, positive_float, positive_int, sizes
 from pyro_vae.checkpoint import interval
 from pyro_vae.errors import UserError
 from pyro_vae.models.likelihoods import LIKELIHOODS
@@ -128,16 +128,6 @@ def model_config(args, saved: dict | None = None) -> dict:
         config[key] = given if given is not None else saved.get(key, list(default) if isinstance(default, tuple)
                                                                   else default)
     return config
-
-
-def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def objective_config(args, saved: dict) -> dict:
