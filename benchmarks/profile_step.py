@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import cProfile
 import io
-import math
 import pstats
 import statistics
 import time

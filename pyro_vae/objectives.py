@@ -21,7 +21,7 @@ import torch
 from torch.distributions import Independent, kl_divergence
 
 from pyro.distributions.util import scale_and_mask
-from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, Trace_ELBO
 from pyro.infer.elbo import ELBOModule
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 
