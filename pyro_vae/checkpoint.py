@@ -67,6 +67,14 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """A small text file (config, metrics, tables) written to a temp file, then renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def load(path: str | os.PathLike) -> dict:
     """Reads a checkpoint on the CPU; a missing, truncated or foreign file is a one-line error."""
     path = Path(path)

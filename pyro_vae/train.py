@@ -305,15 +305,11 @@ def _open_run(run: Path | None, resume: bool, overwrite: bool) -> dict | None:
 
 def _write_config(run: Path, config: dict | None) -> None:
     if config is not None:
-        tmp = run / f".{CONFIG}.tmp"
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        tmp.replace(run / CONFIG)
+        ckpt.write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")
 
 
 def _write_metrics(run: Path, rows: list[dict]) -> None:
-    tmp = run / f".{METRICS}.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(run / METRICS)
+    ckpt.write_text(run / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _save(run: Path, state: dict, epoch: int, step: int, keep_last: int) -> None:

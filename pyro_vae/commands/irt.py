@@ -18,6 +18,7 @@ from pyro.infer import TraceMeanField_ELBO
 
 from pyro_vae import exams, irt_reference
 from pyro_vae.commands.options import add_device, positive_float, positive_int
+from pyro_vae.checkpoint import write_text
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import elbo_parts
 from pyro_vae.guides.irt import AbilityEncoder, IRTGuide, ItemGuide, MeanFieldAbilities
@@ -214,7 +215,7 @@ def run(args) -> None:
                             "mean_posterior_sd": round(float(sds.mean()), 4)}
     if not args.no_figures:
         item_curves(model, guide, data, means, out / "figures" / "icc.png")
-    (out / "irt.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out / "irt.json", json.dumps(summary, indent=2) + "\n")
     print(format_table(summary))
     print(f"abilities: mean {means.mean():.3f}, sd of means {means.std():.3f}, mean posterior sd {sds.mean():.3f} "
           f"→ {out / 'abilities.csv'}; item table → {out / 'irt.json'}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from pyro.infer import TraceEnum_ELBO, TraceMeanField_ELBO
 
 from pyro_vae import text, topic_metrics
 from pyro_vae.commands.options import add_device, positive_float, positive_int
+from pyro_vae.checkpoint import write_text
 from pyro_vae.errors import UserError
 from pyro_vae.guides.topics import DocumentEncoder, LDAGuide, ProdLDAGuide
 from pyro_vae.models.topics import LDA, ProdLDA
@@ -173,8 +173,8 @@ def format_table(topics: list[dict], rows: dict) -> str:
 
 
 def write_outputs(out: Path, report: dict, guide, corpus: text.Corpus, figures: bool = True) -> None:
-    _write_text(out / "topics.txt", report["table"] + "\n")
-    _write_text(out / "topics.json", json.dumps({k: v for k, v in report.items() if k != "table"}, indent=2) + "\n")
+    write_text(out / "topics.txt", report["table"] + "\n")
+    write_text(out / "topics.json", json.dumps({k: v for k, v in report.items() if k != "table"}, indent=2) + "\n")
     if figures:
         plot_topic_words(report["topics"], out / "figures" / "topic_words.png")
         device = next(guide.parameters()).device
@@ -211,8 +211,3 @@ def plot_document_topics(theta: torch.Tensor, path: Path) -> Path:
     fig.colorbar(image, ax=ax)
     return save_figure(fig, path)
 
-
-def _write_text(path: Path, content: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(content)
-    os.replace(tmp, path)

@@ -115,26 +115,12 @@ def training_options(args, saved: dict) -> dict:
             for key, default in TRAIN_DEFAULTS.items()}
 
 
-def model_config(args, saved: dict | None = None) -> dict:
-    """The settings that rebuild the model; on --resume, the saved ones, checked against the flags given."""
-    saved = saved_config(args) if saved is None else saved
+def fixed_settings(args, saved: dict, defaults: dict) -> dict:
+    """Settings a run is tied to (model, objective): the flag, else (on --resume) the saved value, else the
+    default; a flag that contradicts the run being resumed is an error, not a silent change."""
     config = {}
-    for key, default in MODEL_DEFAULTS.items():
-        given = getattr(args, key)
-        given = list(given) if isinstance(given, tuple) else given
-        if given is not None and key in saved and saved[key] != given:
-            raise UserError(f"--resume: the run was trained with {key}={saved[key]!r}, not {given!r}; "
-                            "drop the flag or start a new --out")
-        config[key] = given if given is not None else saved.get(key, list(default) if isinstance(default, tuple)
-                                                                  else default)
-    return config
-
-
-def objective_config(args, saved: dict) -> dict:
-    """--elbo, --particles, --beta, --kl-warmup, --free-bits, --binarize; on --resume, checked against the run's."""
-    config = {}
-    for key, default in OBJECTIVE_DEFAULTS.items():
-        given = getattr(args, key)
+    for key, default in defaults.items():
+        given, default = (list(v) if isinstance(v, tuple) else v for v in (getattr(args, key), default))
         if given is not None and key in saved and saved[key] != given:
             raise UserError(f"--resume: the run was trained with {key}={saved[key]!r}, not {given!r}; "
                             "drop the flag or start a new --out")
@@ -156,7 +142,8 @@ def binarized_test(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
 def run(args) -> None:
     distributed.init_from_env()
     saved = saved_config(args)
-    config = {"model": "vae", **model_config(args, saved), **objective_config(args, saved)}
+    config = {"model": "vae", **fixed_settings(args, saved, MODEL_DEFAULTS),
+              **fixed_settings(args, saved, OBJECTIVE_DEFAULTS)}
     if config["binarize"] and config["likelihood"] != "bernoulli":
         raise UserError(f"--binarize dynamic draws binary pixels, for --likelihood bernoulli, "
                         f"not {config['likelihood']}")
