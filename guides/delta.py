@@ -22,5 +22,5 @@ class DeltaGuide(nn.Module):
         self.encoder = encoder  # e: x ↦ z, any network
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", x.shape[0], device=x.device):
             return pyro.sample("z", dist.Delta(self.encoder(x)).to_event(1))

@@ -97,5 +97,5 @@ class IRTGuide(nn.Module):
     def forward(self, answers: torch.Tensor, mask: torch.Tensor, student: torch.Tensor | None = None):
         self.items()
         loc, scale = self.abilities(answers, mask, student)
-        with pyro.plate("data", answers.shape[0], dim=-2):
+        with pyro.plate("data", answers.shape[0], dim=-2, device=answers.device):
             return pyro.sample("ability", dist.Normal(loc, scale))

@@ -27,5 +27,5 @@ class ScoreFunctionGuide(EncoderGuide):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mu, sigma = self.encoder(x)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", x.shape[0], device=x.device):
             return pyro.sample("z", NonReparameterizedNormal(mu, sigma).to_event(1))

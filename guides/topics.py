@@ -52,7 +52,7 @@ class ProdLDAGuide(nn.Module):
 
     def forward(self, counts: torch.Tensor) -> None:
         mu, log_var = self.encoder(counts)
-        with pyro.plate("data", counts.shape[0]):
+        with pyro.plate("data", counts.shape[0], device=counts.device):
             pyro.sample("z", dist.Normal(mu, (0.5 * log_var).exp()).to_event(1))
 
     @torch.no_grad()
@@ -81,7 +81,7 @@ class LDAGuide(nn.Module):
         with pyro.plate("topics", self.log_lambda.shape[0]):
             pyro.sample("phi", dist.Dirichlet(self.topic_concentration()))
         gamma = self.concentration(counts)
-        with pyro.plate("data", counts.shape[0]):
+        with pyro.plate("data", counts.shape[0], device=counts.device):
             pyro.sample("theta", dist.Dirichlet(gamma))
 
     @torch.no_grad()

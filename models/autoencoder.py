@@ -23,7 +23,7 @@ class Autoencoder(VAE):
     """model(x): z's prior term is masked out of the ELBO, then x ~ p(x | z) = likelihood(decoder(z))."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", x.shape[0], device=x.device):
             with poutine.mask(mask=False):  # no pull of the codes towards N(0, I): gaps are allowed
                 z = pyro.sample("z", self.prior(x))
             return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)

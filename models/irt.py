@@ -62,10 +62,10 @@ class IRT(nn.Module):
         return items["discrimination"] * (ability - items["difficulty"])
 
     def forward(self, answers: torch.Tensor, mask: torch.Tensor, student: torch.Tensor | None = None):
-        item_plate = pyro.plate("items", self.num_items, dim=-1)
+        item_plate = pyro.plate("items", self.num_items, dim=-1, device=answers.device)
         with item_plate:
             items = {name: pyro.sample(name, self.prior(name, answers)) for name in self.item_sites}
-        with pyro.plate("data", answers.shape[0], dim=-2):
+        with pyro.plate("data", answers.shape[0], dim=-2, device=answers.device):
             ability = pyro.sample("ability", dist.Normal(self.mean_ability(answers), 1.0))
             with item_plate, poutine.mask(mask=mask):
                 return pyro.sample("answers", dist.Bernoulli(logits=self.logits(ability, items)), obs=answers)

@@ -49,11 +49,11 @@ class LDA(nn.Module):
 
     def forward(self, counts: torch.Tensor) -> None:
         words, mask = words_of(counts, self.max_length)
-        with pyro.plate("topics", self.num_topics):
+        with pyro.plate("topics", self.num_topics, device=counts.device):
             phi = pyro.sample("phi", dist.Dirichlet(counts.new_full((self.vocab_size,), self.eta)))
-        with pyro.plate("data", counts.shape[0]):
+        with pyro.plate("data", counts.shape[0], device=counts.device):
             theta = pyro.sample("theta", dist.Dirichlet(counts.new_full((self.num_topics,), self.alpha)))
-            with pyro.plate("words", self.max_length, dim=-2):
+            with pyro.plate("words", self.max_length, dim=-2, device=counts.device):
                 topic = pyro.sample("topic", dist.Categorical(theta), infer={"enumerate": "parallel"})
                 # word ~ Categorical(φ_topic), scored by looking up log φ_topic,word: a Categorical site
                 # would broadcast V-long logits over every (topic, position, document) in the backward pass
@@ -113,7 +113,7 @@ class ProdLDA(nn.Module):
         return dist.Normal(*laplace_prior(counts.new_full((self.num_topics,), self.alpha))).to_event(1)
 
     def forward(self, counts: torch.Tensor) -> None:
-        with pyro.plate("data", counts.shape[0]):
+        with pyro.plate("data", counts.shape[0], device=counts.device):
             z = pyro.sample("z", self.prior(counts))
             pyro.sample("words", Words(logits=self.decoder(torch.softmax(z, -1))), obs=counts)
 
