@@ -25,13 +25,18 @@ from pyro_vae.handlers import DataScale
 from pyro_vae.objectives import kl_per_dim
 
 
-def traces(model, guide, *batch):
-    """(guide trace, model trace) with log-probabilities computed: one joint draw z ~ q, then p(x, z)."""
+def _sample_traces(model, guide, *batch):
+    """(guide trace, model trace): one joint draw z ~ q, then the model replayed at it."""
     guide_trace = poutine.trace(guide).get_trace(*batch)
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch)
     # a plate's own subsample site is no part of p or q (Pyro's ELBOs drop it too); it also lives on the
     # default device, not the data's
-    guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
+    return prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
+
+
+def traces(model, guide, *batch):
+    """(guide trace, model trace) with log-probabilities computed: one joint draw z ~ q, then p(x, z)."""
+    guide_trace, model_trace = _sample_traces(model, guide, *batch)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
     return guide_trace, model_trace
@@ -138,12 +143,6 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     stderr = float(values.std() / math.sqrt(n)) if n > 1 else 0.0
     return {"log_likelihood": mean, "log_likelihood_stderr": stderr, "bits_per_dim": -mean / (dims * math.log(2)),
             "num_samples": num_samples, "per_example": values}
-
-
-def _sample_traces(model, guide, *batch):
-    guide_trace = prune_subsample_sites(poutine.trace(guide).get_trace(*batch))
-    model_trace = prune_subsample_sites(poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch))
-    return guide_trace, model_trace
 
 
 def _plate_layout(model, guide, batch, plate: str) -> tuple[int, int]:
