@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn.functional import softplus
 
 import pyro
-import pyro.distributions as dist
+
+from pyro_vae.distributions import DiagonalNormal
 
 
 class Encoder(nn.Module):
@@ -35,4 +36,4 @@ class EncoderGuide(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mu, sigma = self.encoder(x)
         with pyro.plate("data", x.shape[0], device=x.device):
-            return pyro.sample("z", dist.Normal(mu, sigma).to_event(1))
+            return pyro.sample("z", DiagonalNormal(mu, sigma))

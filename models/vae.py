@@ -10,6 +10,8 @@ from torch import nn
 import pyro
 import pyro.distributions as dist
 
+from pyro_vae.distributions import IsotropicNormal
+
 
 class VAE(nn.Module):
     """model(x): z ~ p(z) = N(0, I), then x ~ p(x | z) = likelihood(decoder(z)) for every row of x."""
@@ -19,7 +21,7 @@ class VAE(nn.Module):
         self.decoder, self.latent_dim, self.likelihood = decoder, latent_dim, likelihood
 
     def prior(self, x: torch.Tensor) -> dist.Distribution:
-        return dist.Normal(x.new_zeros(self.latent_dim), x.new_ones(self.latent_dim)).to_event(1)
+        return IsotropicNormal(x.new_zeros(self.latent_dim), 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with pyro.plate("data", x.shape[0], device=x.device):

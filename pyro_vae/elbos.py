@@ -14,12 +14,15 @@ Pyro's own; only the bookkeeping after the traces differs.
 
 from __future__ import annotations
 
+from numbers import Number
+
 import torch
 from torch.distributions import kl_divergence
 
 import pyro.infer
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.subsample_messenger import _Subsample
 from pyro.poutine.util import prune_subsample_sites
 from pyro.distributions.util import is_identically_zero, scale_and_mask
 from pyro.infer.trace_elbo import _compute_log_r
@@ -41,8 +44,49 @@ def _loss(elbo: torch.Tensor, surrogate: torch.Tensor | None) -> torch.Tensor:
     return -(elbo.detach() + (surrogate - surrogate.detach()))
 
 
+def _lean_traces(model, guide, args, kwargs):
+    """The guide's trace and the model's replayed on it, nothing computed yet (no validation, no copies)."""
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    return model_trace, guide_trace
+
+
+def _reparameterized_elbo(model_trace, guide_trace) -> torch.Tensor | None:
+    """Σ_sites scale · (log p − log q) when every guide site is reparameterized and nothing is masked;
+    None otherwise (then Pyro's per-site bookkeeping, with its score-function terms, is needed).
+
+    Terms of the same shape and scale (e.g. log p(x|z), log p(z), log q(z) of one data plate) are added
+    before they are summed and scaled: one sum and one product per plate instead of one per site.
+    """
+    groups: dict = {}
+    for trace, sign in ((model_trace, 1), (guide_trace, -1)):
+        for site in trace.nodes.values():
+            if site["type"] != "sample" or isinstance(site["fn"], _Subsample):
+                continue
+            if site["mask"] is not None or (sign < 0 and not site["fn"].has_rsample):
+                return None
+            log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+            scale = site["scale"]
+            key = (scale if isinstance(scale, Number) else id(scale), log_p.shape)
+            if key in groups:
+                total, _ = groups[key]
+                groups[key] = (total + log_p if sign > 0 else total - log_p), scale
+            else:
+                groups[key] = (log_p if sign > 0 else -log_p), scale
+    return _total(total.sum() if _is_one(scale) else total.sum() * scale for total, scale in groups.values())
+
+
+def _is_one(scale) -> bool:
+    return isinstance(scale, Number) and scale == 1
+
+
 class Trace_ELBO(pyro.infer.Trace_ELBO):
-    """``pyro.infer.Trace_ELBO`` whose ``differentiable_loss`` never leaves the device."""
+    """``pyro.infer.Trace_ELBO`` whose ``differentiable_loss`` never leaves the device.
+
+    After the first (validated) step, a model/guide pair whose guide sites are all reparameterized
+    takes a lean path: the two traces are scored directly, Σ scale·(log p − log q), without Pyro's
+    trace copies and per-site ``ScoreParts``; anything else (REINFORCE sites, masks) gets Pyro's bookkeeping.
+    """
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         loss = 0.0
@@ -50,7 +94,19 @@ class Trace_ELBO(pyro.infer.Trace_ELBO):
             loss = loss + self._particle_loss(model_trace, guide_trace)
         return loss / self.num_particles if self.num_particles > 1 else loss
 
+    def _get_trace(self, model, guide, args, kwargs):
+        if is_validation_enabled() or isinstance(poutine.unwrap(guide), Messenger):
+            return super()._get_trace(model, guide, args, kwargs)
+        return _lean_traces(model, guide, args, kwargs)
+
     def _particle_loss(self, model_trace, guide_trace) -> torch.Tensor:
+        if not any("log_prob" in site for site in guide_trace.nodes.values()):  # a lean trace pair
+            elbo = _reparameterized_elbo(model_trace, guide_trace)
+            if elbo is not None:
+                return -elbo
+            model_trace, guide_trace = prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
+            model_trace.compute_log_prob()
+            guide_trace.compute_score_parts()
         elbo = _total(s["log_prob_sum"] for s in model_trace.nodes.values() if s["type"] == "sample")
         surrogate = log_r = None  # the surrogate is the ELBO itself until a site needs REINFORCE
         for site in guide_trace.nodes.values():

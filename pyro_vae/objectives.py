@@ -262,7 +262,10 @@ def kl_per_dim(q_site, p_site, analytic: bool = True) -> tuple[torch.Tensor, tor
 
 
 def _factors(fn):
-    """The distribution of the individual latent dimensions: ``to_event`` (Independent) unwrapped."""
+    """The distribution of the individual latent dimensions: ``to_event`` (Independent) unwrapped,
+    or a multivariate distribution's own ``factors()`` (pyro_vae.distributions)."""
+    if hasattr(fn, "factors"):
+        return fn.factors()
     while isinstance(fn, Independent):
         fn = fn.base_dist
     return fn

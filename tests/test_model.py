@@ -66,7 +66,7 @@ def test_bernoulli_likelihood_is_cross_entropy_on_logits(x):
 def test_guide_is_the_amortized_normal_of_the_lecture(x):
     _, guide = build()
     trace = poutine.trace(guide).get_trace(x)
-    q = trace.nodes["z"]["fn"].base_dist
+    q = trace.nodes["z"]["fn"]
     mu, sigma = guide.encoder(x)
     assert torch.equal(q.loc, mu) and torch.equal(q.scale, sigma)
     assert (sigma > 0).all() and mu.shape == (BATCH, LATENT)
@@ -119,7 +119,7 @@ def test_likelihood_seam_gaussian_and_bernoulli_means():
     f = torch.linspace(-3, 3, 7)
     assert torch.equal(Gaussian(c=0.5).mean(f), f) and Gaussian(c=0.5)(f).variance[0] == pytest.approx(0.5)
     assert torch.allclose(Bernoulli().mean(f), torch.sigmoid(f))
-    assert isinstance(VAE(torch.nn.Identity(), 7, Gaussian()).prior(f[None]).base_dist.loc, torch.Tensor)
+    assert isinstance(VAE(torch.nn.Identity(), 7, Gaussian()).prior(f[None]).loc, torch.Tensor)
 
 
 def test_conv_networks_for_28x28_images():

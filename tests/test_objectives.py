@@ -56,7 +56,7 @@ def loss_and_guide_trace(objective, model, guide, x, seed=0):
 def by_hand(model, guide_trace, x):
     """Per (particle,) example: log p(x|z), log p(z), log q(z|x) and the analytic KL per latent dimension."""
     site = guide_trace.nodes["z"]
-    z, q = site["value"], site["fn"].base_dist
+    z, q = site["value"], site["fn"]
     f = model.decoder(z)
     log_px = (-(x - f) ** 2 / (2 * C) - 0.5 * math.log(2 * math.pi * C)).sum(-1)
     log_pz = (-z ** 2 / 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
