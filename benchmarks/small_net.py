@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/small_net.py [--threads N] [--repeats 3]
 
-One epoch (60,000 rows, batch 256, Bernoulli likelihood) of: the hand-written PyTorch loop, ``fit``
+One epoch (60,000 rows, batch 256, Bernoulli likelihood) of: the hand-written PyTorch loop (with fit's
+optimizer, fused Adam, and with ``torch.optim.Adam``'s defaults), ``fit``
 with its default objective, with TraceMeanField_ELBO and with Pyro's own Trace_ELBO, and Pyro's
 ``JitTrace_ELBO``. JitTrace_ELBO finds parameters through ``pyro.param``, so it cannot train our
 networks (plain ``nn.Module`` parameters) in ``fit``; that failure is shown, and JitTrace_ELBO is
@@ -25,12 +26,8 @@ from _common import (SMALL, Timer, build, interleaved, log, parse_args, summary,
                      write_json)
 from pyro_vae import elbos
 from pyro_vae.handlers import DataScale
-from pyro_vae.train import ScaledLoss, fit
+from pyro_vae.train import ScaledLoss, default_optimizer, fit
 from train_epoch import BATCH, LR, hand_written_epoch
-
-import train_epoch
-
-train_epoch.BIG = SMALL  # hand_written_epoch builds train_epoch.BIG: the small network here
 
 
 def fit_epoch(x, objective=None):
@@ -53,7 +50,7 @@ def jit_epoch(x):
     loss_module = ScaledLoss(pyro.infer.JitTrace_ELBO(ignore_jit_warnings=True)(model, guide), x.shape[0])
     with pyro.validation_enabled(False):
         loss_module(x[:BATCH])  # parameters exist after a first call; the optimizer needs them
-        opt = torch.optim.Adam(loss_module.parameters(), lr=LR)
+        opt = default_optimizer(list(loss_module.parameters()), LR)
         for idx in torch.randperm(x.shape[0]).split(BATCH):
             loss = loss_module(x[idx])
             opt.zero_grad(set_to_none=True)
@@ -102,14 +99,16 @@ def main():
     args = parse_args(__doc__.splitlines()[0])
     x, _, source = training_images()
     steps = math.ceil(x.shape[0] / BATCH)
-    runs = {"hand-written PyTorch": lambda: hand_written_epoch("bernoulli", x, 0),
+    runs = {"hand-written PyTorch": lambda: hand_written_epoch("bernoulli", x, 0, SMALL),
+            "hand-written PyTorch, torch.optim.Adam defaults (not fused)":
+                lambda: hand_written_epoch("bernoulli", x, 0, SMALL, adam_defaults=True),
             "fit (default: sync-free Trace_ELBO)": lambda: fit_epoch(x),
             "fit, TraceMeanField_ELBO": lambda: fit_epoch(x, elbos.TraceMeanField_ELBO()),
             "fit, Pyro's own Trace_ELBO": lambda: fit_epoch(x, pyro.infer.Trace_ELBO()),
             "JitTrace_ELBO, PyroModule networks, fit-like loop": lambda: jit_epoch(x)}
     log("small_net: warm-up")
     warm = x[:20 * BATCH]
-    hand_written_epoch("bernoulli", warm, 0), fit_epoch(warm), fit_epoch(warm, elbos.TraceMeanField_ELBO())
+    hand_written_epoch("bernoulli", warm, 0, SMALL), fit_epoch(warm), fit_epoch(warm, elbos.TraceMeanField_ELBO())
     fit_epoch(warm, pyro.infer.Trace_ELBO()), jit_epoch(warm)
     timer = interleaved(runs, args.repeats, Timer(), log)
     base, base_cpu = timer.median("hand-written PyTorch"), timer.median("hand-written PyTorch", cpu=True)

@@ -6,10 +6,13 @@
 Debian package, else MNIST-5k repeated). All variants train the same networks (same initial weights):
 
 - hand-written: data in memory, batches by index, analytic KL, the likelihood's loss written out
-  (BCE on logits / squared error), ``torch.optim.Adam``;
+  (BCE on logits / squared error), the same optimizer as ``fit`` (``torch.optim.Adam``, fused kernel);
+  once more with ``torch.optim.Adam``'s defaults (not fused), what a PyTorch user writes by default;
 - ``fit``: ``pyro_vae.train.fit(model, guide, x, epochs=1, batch_size=256, evaluator=None)`` on the
   default VAE (``runs.build``), i.e. the real trainer, with its default objective (the sync-free
   ``Trace_ELBO``: Monte Carlo KL) and with ``TraceMeanField_ELBO`` (analytic KL, like the hand loop);
+  once more with the textbook distributions in place of ``pyro_vae.distributions`` (``Normal(...).to_event(1)``
+  for p(z), q(z|x) and the Gaussian p(x|z)), to show what those save;
 - Pyro example style: ``DataLoader`` over a dataset that turns each image into a tensor with
   ``transforms.ToTensor()`` (as ``torchvision.datasets.FashionMNIST`` does), ``SVI`` with
   ``pyro.optim.Adam`` and ``Trace_ELBO``, ``pyro.module``, ``Bernoulli(probs=sigmoid(f))``.
@@ -36,16 +39,19 @@ from _common import (BIG, Timer, build, interleaved, log, parse_args, summary, t
                      write_json)
 from pyro_vae import elbos
 from pyro_vae.evaluate import elbo_parts
-from pyro_vae.train import fit
+from pyro_vae.train import default_optimizer, fit
+from pyro_vae.models.likelihoods import Gaussian
+from pyro_vae.models.vae import VAE
 
 BATCH, LR, C = 256, 1e-3, 0.1
 
 
-def hand_written_epoch(likelihood: str, x: torch.Tensor, seed: int) -> None:
+def hand_written_epoch(likelihood: str, x: torch.Tensor, seed: int, net: dict = BIG, adam_defaults=False) -> None:
     """The loop a PyTorch user writes: five lines of loss, no framework."""
-    model, guide = build(likelihood, BIG, C, seed)
+    model, guide = build(likelihood, net, C, seed)
     encoder, decoder = guide.encoder, model.decoder
-    opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=LR)
+    params = [*encoder.parameters(), *decoder.parameters()]
+    opt = torch.optim.Adam(params, lr=LR) if adam_defaults else default_optimizer(params, LR)
     n = x.shape[0]
     for idx in torch.randperm(n, generator=torch.Generator().manual_seed(seed)).split(BATCH):
         xb = x[idx]
@@ -63,16 +69,16 @@ def hand_written_epoch(likelihood: str, x: torch.Tensor, seed: int) -> None:
         opt.step()
 
 
-def fit_epoch(likelihood: str, x: torch.Tensor, seed: int, objective=None, per_pixel_normal=False) -> None:
-    model, guide = build(likelihood, BIG, C, seed)
-    if per_pixel_normal:
-        model.likelihood = PerPixelNormal(C)
+def fit_epoch(likelihood: str, x: torch.Tensor, seed: int, objective=None, textbook=False, net: dict = BIG) -> None:
+    model, guide = build(likelihood, net, C, seed)
+    if textbook:
+        model, guide = textbook_vae(model, guide)
     fit(model, guide, x, epochs=1, batch_size=BATCH, lr=LR, evaluator=None, device="cpu", quiet=True,
         seed=seed, objective=objective)
 
 
 class PerPixelNormal(nn.Module):
-    """N(f, cI) as ``Normal(f, √c).to_event(1)``, σ broadcast to every pixel: what ``IsotropicNormal`` replaced."""
+    """N(f, cI) as ``Normal(f, √c).to_event(1)``, σ broadcast to every pixel."""
 
     def __init__(self, c):
         super().__init__()
@@ -83,6 +89,32 @@ class PerPixelNormal(nn.Module):
 
     def mean(self, f):
         return f
+
+
+class TextbookVAE(VAE):
+    """The default VAE with p(z) written ``Normal(0, 1).to_event(1)``."""
+
+    def prior(self, x):
+        return dist.Normal(x.new_zeros(self.latent_dim), x.new_ones(self.latent_dim)).to_event(1)
+
+
+class TextbookGuide(nn.Module):
+    """The default encoder guide with q(z|x) written ``Normal(μ, σ).to_event(1)``."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x):
+        mu, sigma = self.encoder(x)
+        with pyro.plate("data", x.shape[0], device=x.device):
+            return pyro.sample("z", dist.Normal(mu, sigma).to_event(1))
+
+
+def textbook_vae(model, guide):
+    """The same networks, with torch's Normal for every Gaussian (the Gaussian likelihood too)."""
+    likelihood = PerPixelNormal(C) if isinstance(model.likelihood, Gaussian) else model.likelihood
+    return TextbookVAE(model.decoder, model.latent_dim, likelihood), TextbookGuide(guide.encoder)
 
 
 class ImageFolderLike(Dataset):
@@ -144,15 +176,15 @@ def pyro_example_epoch(likelihood: str, dataset: Dataset, seed: int) -> None:
 def variants(likelihood: str, x: torch.Tensor, example_data: Dataset) -> dict:
     out = {
         "hand-written PyTorch": lambda: hand_written_epoch(likelihood, x, 0),
+        "hand-written PyTorch, torch.optim.Adam defaults (not fused)":
+            lambda: hand_written_epoch(likelihood, x, 0, adam_defaults=True),
         "fit (default: sync-free Trace_ELBO)": lambda: fit_epoch(likelihood, x, 0),
         "fit, TraceMeanField_ELBO (analytic KL)": lambda: fit_epoch(likelihood, x, 0,
                                                                     elbos.TraceMeanField_ELBO()),
+        "fit, textbook Normal(...).to_event(1) distributions": lambda: fit_epoch(likelihood, x, 0, textbook=True),
     }
     if likelihood == "bernoulli":  # the sync-free ELBO against Pyro's own, on one likelihood to save time
         out["fit, Pyro's own Trace_ELBO"] = lambda: fit_epoch(likelihood, x, 0, pyro.infer.Trace_ELBO())
-    if likelihood == "gaussian":
-        out["fit, likelihood as per-pixel Normal (before)"] = lambda: fit_epoch(likelihood, x, 0,
-                                                                                per_pixel_normal=True)
     out["Pyro example style (DataLoader, SVI)"] = lambda: pyro_example_epoch(likelihood, example_data, 0)
     return out
 

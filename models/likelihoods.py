@@ -13,7 +13,7 @@ from torch import nn
 
 import pyro.distributions as dist
 
-from pyro_vae.distributions import IsotropicNormal
+from pyro_vae.distributions import IndependentBernoulli, IsotropicNormal
 from pyro_vae.errors import UserError
 
 
@@ -39,8 +39,7 @@ class Bernoulli(nn.Module):
     """p(x|z) = Bernoulli(sigmoid(f(z))) on logits, for pixels in [0, 1] (the cross-entropy loss)."""
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
-        # grey levels in [0, 1] are allowed as soft targets, so the {0, 1} support check is off
-        return dist.Bernoulli(logits=f, validate_args=False).to_event(1)
+        return IndependentBernoulli(f)  # grey levels in [0, 1] are allowed as soft targets
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(f)

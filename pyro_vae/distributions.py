@@ -1,4 +1,4 @@
-"""Normal distributions over the last dimension, for the VAE's prior, encoder and Gaussian likelihood.
+"""Distributions over the last dimension for the VAE's prior, encoder and likelihoods.
 
 ``IsotropicNormal(loc, σ)`` = N(loc, σ² I), σ one shared number:
 
@@ -14,6 +14,14 @@ division for every pixel, forward and backward, which on a CPU takes longer than
 products; the squared error is all ``IsotropicNormal`` computes. ``DiagonalNormal`` is one object
 instead of two (``Independent`` of ``Normal``), and ``expand`` to the shape it already has (which
 ``pyro.plate`` asks of every site on every step) returns it unchanged instead of building two more.
+
+``IndependentBernoulli(logits)`` = Π_j Bernoulli(x_j; sigmoid(logits_j)):
+
+    log p(x) = −Σ_j BCE(logits_j, x_j) = Σ_j x_j logits_j − log(1 + e^logits_j)
+
+is ``dist.Bernoulli(logits=f).to_event(1)`` without its two full-size negations (forward and
+backward): the sign is applied after the sum over pixels. Grey levels in [0, 1] are allowed as soft
+targets, so the {0, 1} support is not checked.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from numbers import Real
 
 import torch
 from torch.distributions import constraints
+from torch.nn.functional import binary_cross_entropy_with_logits
 
 from torch.distributions import kl_divergence, register_kl
 
@@ -158,3 +167,46 @@ class DiagonalNormal(TorchDistribution):
 def _kl_normal_normal(q, p):
     """KL(q ‖ p) = Σ_j log(s_j / σ_j) + (σ_j² + (μ_j − m_j)²) / 2s_j² − ½, the sum over the event dimension."""
     return kl_divergence(q.factors(), p.factors()).sum(-1)
+
+
+class IndependentBernoulli(TorchDistribution):
+    """Independent Bernoulli(sigmoid(logits_j)) for every entry j of the last dimension (event shape)."""
+
+    arg_constraints = {"logits": constraints.real_vector}
+    support = constraints.independent(constraints.unit_interval, 1)  # soft targets allowed
+    has_rsample = False
+
+    def __init__(self, logits: torch.Tensor, validate_args=None):
+        self.logits = logits
+        super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        logits = self.logits
+        if value.shape != logits.shape:  # e.g. K samples of logits for one x
+            logits, value = torch.broadcast_tensors(logits, value)
+        return -binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.bernoulli(self.mean.expand(self._extended_shape(sample_shape)))
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        if batch_shape == self.batch_shape and _instance is None:
+            return self  # distributions are immutable: the same one serves
+        new = self._get_checked_instance(IndependentBernoulli, _instance)
+        new.logits = self.logits.expand(batch_shape + self.event_shape)
+        super(IndependentBernoulli, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        p = self.mean
+        return p * (1 - p)

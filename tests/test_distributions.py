@@ -148,3 +148,36 @@ def test_the_vae_prior_and_encoder_use_them_and_keep_the_lecture_kl():
     mu, sigma = guide.encoder(x)
     lecture = 0.5 * (mu ** 2 + sigma ** 2 - 1 - 2 * sigma.log()).sum(-1)  # KL(N(μ, σ²) ‖ N(0, I))
     assert torch.allclose(kl_divergence(q, p), lecture, rtol=1e-5)
+
+
+# IndependentBernoulli(logits) is Bernoulli(logits=f).to_event(1), soft targets included.
+
+from pyro_vae.distributions import IndependentBernoulli  # noqa: E402
+
+
+def test_independent_bernoulli_equals_bernoulli_to_event_with_soft_targets():
+    g = torch.Generator().manual_seed(3)
+    logits = (3 * torch.randn(5, 7, generator=g, dtype=torch.float64)).requires_grad_()
+    x = torch.rand(5, 7, generator=g, dtype=torch.float64)  # grey levels: soft targets
+    x[0] = (x[0] > 0.5).double()
+    ours, reference = IndependentBernoulli(logits), dist.Bernoulli(logits=logits, validate_args=False).to_event(1)
+    assert (ours.batch_shape, ours.event_shape) == (reference.batch_shape, reference.event_shape)
+    p = torch.sigmoid(logits)
+    by_hand = (x * p.log() + (1 - x) * (1 - p).log()).sum(-1)
+    assert torch.allclose(ours.log_prob(x), reference.log_prob(x), rtol=1e-12)
+    assert torch.allclose(ours.log_prob(x), by_hand, rtol=1e-10)
+    (grad,) = torch.autograd.grad(ours.log_prob(x).sum(), logits)
+    (expected,) = torch.autograd.grad(reference.log_prob(x).sum(), logits)
+    assert torch.allclose(grad, expected, rtol=1e-12)
+    assert torch.allclose(ours.mean, p) and torch.allclose(ours.variance, p * (1 - p))
+    # K samples of logits against one x broadcast like torch's
+    many = logits.detach().expand(3, 5, 7)
+    assert torch.allclose(IndependentBernoulli(many).log_prob(x), reference.log_prob(x).detach().expand(3, 5))
+    torch.manual_seed(0)
+    draws = IndependentBernoulli(torch.zeros(20_000, 2)).sample()
+    assert set(draws.unique().tolist()) == {0.0, 1.0} and abs(float(draws.mean()) - 0.5) < 0.02  # s.e. 0.0025
+
+
+def test_independent_bernoulli_rejects_values_outside_0_1_when_validating():
+    with pytest.raises(ValueError, match="support"):
+        IndependentBernoulli(torch.zeros(2, 3), validate_args=True).log_prob(torch.full((2, 3), 1.5))
