@@ -165,8 +165,11 @@ class DiagonalNormal(TorchDistribution):
 @register_kl(IsotropicNormal, DiagonalNormal)
 @register_kl(IsotropicNormal, IsotropicNormal)
 def _kl_normal_normal(q, p):
-    """KL(q ‖ p) = Σ_j log(s_j / σ_j) + (σ_j² + (μ_j − m_j)²) / 2s_j² − ½, the sum over the event dimension."""
-    return kl_divergence(q.factors(), p.factors()).sum(-1)
+    """KL(q ‖ p) = Σ_j log(s_j / σ_j) + (σ_j² + (μ_j − m_j)²) / 2s_j² − ½  for q = N(μ, σ²), p = N(m, s²)."""
+    variance_ratio = (q.scale / p.scale) ** 2  # a number when both scales are
+    log_ratio = math.log(variance_ratio) if isinstance(variance_ratio, Real) else variance_ratio.log()
+    per_dim = ((q.loc - p.loc) / p.scale).pow(2) + variance_ratio - 1 - log_ratio
+    return 0.5 * per_dim.sum(-1)
 
 
 class IndependentBernoulli(TorchDistribution):
