@@ -22,6 +22,8 @@ from torch.distributions import kl_divergence
 import pyro.infer
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.replay_messenger import ReplayMessenger
+from pyro.poutine.trace_messenger import TraceMessenger
 from pyro.poutine.subsample_messenger import _Subsample
 from pyro.poutine.util import prune_subsample_sites
 from pyro.distributions.util import is_identically_zero, scale_and_mask
@@ -45,10 +47,16 @@ def _loss(elbo: torch.Tensor, surrogate: torch.Tensor | None) -> torch.Tensor:
 
 
 def _lean_traces(model, guide, args, kwargs):
-    """The guide's trace and the model's replayed on it, nothing computed yet (no validation, no copies)."""
-    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-    return model_trace, guide_trace
+    """The guide's trace and the model's replayed on it, nothing computed yet (no validation, no copies).
+
+    The messengers are used as context managers: ``poutine.trace(fn)`` would also build a handler
+    object (with ``functools.wraps``) per program per step, and record inputs and return values.
+    """
+    with TraceMessenger() as guide_tracer:
+        guide(*args, **kwargs)
+    with TraceMessenger() as model_tracer, ReplayMessenger(trace=guide_tracer.trace):
+        model(*args, **kwargs)
+    return model_tracer.trace, guide_tracer.trace
 
 
 def _reparameterized_elbo(model_trace, guide_trace) -> torch.Tensor | None:
@@ -142,8 +150,7 @@ class TraceMeanField_ELBO(pyro.infer.TraceMeanField_ELBO):
     def _get_trace(self, model, guide, args, kwargs):
         if is_validation_enabled() or isinstance(poutine.unwrap(guide), Messenger):
             return super()._get_trace(model, guide, args, kwargs)
-        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        model_trace, guide_trace = _lean_traces(model, guide, args, kwargs)
         return prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
 
     def _particle_loss(self, model_trace, guide_trace) -> torch.Tensor:
