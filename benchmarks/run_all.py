@@ -1,6 +1,6 @@
 """Runs every speed benchmark and writes docs/benchmarks.md from what they measure (``make bench``).
 
-    .venv/bin/python benchmarks/run_all.py [--threads N] [--repeats 3] [--out docs/benchmarks.md]
+    .venv/bin/python benchmarks/run_all.py [--threads N] [--repeats 5] [--out docs/benchmarks.md]
 
 Each benchmark runs in its own process, prints its markdown section, and leaves its key numbers in a
 JSON file; the headline table and the verdicts below are computed from those numbers, not typed.
@@ -229,7 +229,7 @@ def compile_and_jit(r: dict) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     parser.add_argument("--only", nargs="+", help="run only these scripts (a partial report, for checks)")
     args = parser.parse_args()
