@@ -30,10 +30,8 @@ import math
 from numbers import Real
 
 import torch
-from torch.distributions import constraints
+from torch.distributions import constraints, register_kl
 from torch.nn.functional import binary_cross_entropy_with_logits
-
-from torch.distributions import kl_divergence, register_kl
 
 import pyro.distributions as dist
 from pyro.distributions import TorchDistribution
