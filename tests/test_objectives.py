@@ -368,3 +368,68 @@ def test_dynamic_binarization_draws_fresh_binary_pixels_each_batch():
     assert set(first.unique().tolist()) <= {0.0, 1.0} and not torch.equal(first, second)
     assert float(first.mean()) == pytest.approx(0.3, abs=0.05)
     assert torch.equal(binarized_test(x), binarized_test(x))  # the test set: one fixed draw
+
+
+# ==============================================================================================================
+# IS estimator passes: unvalidated, scored before the sample plate's broadcast (pyro_vae.evaluate.log_likelihood)
+# ==============================================================================================================
+
+class _DiagonalPosterior(torch.nn.Module):
+    """q(z|x) = p(z|x) for x = W z + b + ε, ε ~ N(0, s² I), W with orthogonal columns: then
+    p(z|x) = N(M⁻¹ Wᵀ(x − b), s² M⁻¹) with M = WᵀW + s² I diagonal, a DiagonalNormal."""
+
+    def __init__(self, w, b, noise):
+        super().__init__()
+        m = (w * w).sum(0) + noise ** 2
+        self.w, self.b, self.m, self.scale = w, b, m, noise / m.sqrt()
+
+    def forward(self, x):
+        from pyro_vae.distributions import DiagonalNormal
+
+        with pyro.plate("data", x.shape[0], device=x.device):
+            return pyro.sample("z", DiagonalNormal((x - self.b) @ self.w / self.m, self.scale.expand(x.shape[0], -1)))
+
+
+@pytest.mark.parametrize("num_samples", [1, 5])
+def test_is_estimate_is_exact_with_a_diagonal_true_posterior_across_chunks(num_samples):
+    from pyro_vae.models.vae import VAE
+
+    noise = 0.3
+    w = torch.linalg.qr(torch.randn(D, LATENT, dtype=torch.float64, generator=torch.Generator().manual_seed(2)))[0]
+    w = w * torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64)  # orthogonal columns of different lengths
+    b = torch.linspace(-1, 1, D, dtype=torch.float64)
+    decoder = torch.nn.Linear(LATENT, D).double()
+    with torch.no_grad():
+        decoder.weight.copy_(w), decoder.bias.copy_(b)
+    model, guide = VAE(decoder, LATENT, likelihoods.make("gaussian", c=noise ** 2)), _DiagonalPosterior(w, b, noise)
+    x = (torch.randn(9, LATENT, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) @ w.T + b
+         + noise * torch.randn(9, D, dtype=torch.float64, generator=torch.Generator().manual_seed(4)))
+    with pyro.validation_enabled(True):
+        estimate = log_likelihood(model, guide, x, num_samples=num_samples, max_pairs=4)  # 2 rows, 2 draws a pass
+    exact = dist.MultivariateNormal(b, w @ w.T + noise ** 2 * torch.eye(D, dtype=torch.float64)).log_prob(x)
+    assert torch.allclose(estimate["per_example"], exact, atol=1e-8, rtol=0)
+
+
+def test_is_estimate_checks_every_batch_of_data_against_a_validating_likelihood_only():
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(()), 1.0))
+            logits = z.unsqueeze(-1).expand(*z.shape, x.shape[-1])
+            pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(x.new_zeros(x.shape[0]), 1.0))
+
+    x = torch.rand(7, 4, generator=torch.Generator().manual_seed(5)).round()
+    x[5, 0] = 0.5  # a grey pixel in the third batch of 2: the first rows, traced in full, are binary
+    with pyro.validation_enabled(True):
+        with pytest.raises(UserError, match=r"outside the support of the model's observed site\(s\) \['x'\]"):
+            log_likelihood(model, guide, x, num_samples=3, batch_size=2)
+        assert pyro.poutine.util.is_validation_enabled()  # the passes' setting is undone
+        assert math.isfinite(log_likelihood(model, guide, x[:5], num_samples=3, batch_size=2)["log_likelihood"])
+        project_model, project_guide = build("bernoulli")  # validate_args=False: grey levels are soft targets
+        grey = torch.full((3, D), 0.5, dtype=torch.float64)
+        assert math.isfinite(log_likelihood(project_model, project_guide, grey, num_samples=2)["log_likelihood"])
+    with pyro.validation_enabled(False):
+        assert math.isfinite(log_likelihood(model, guide, x, num_samples=3, batch_size=2)["log_likelihood"])
