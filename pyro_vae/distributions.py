@@ -39,12 +39,45 @@ from pyro.distributions import TorchDistribution
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class IsotropicNormal(TorchDistribution):
+class _OverLastDim(TorchDistribution):
+    """A distribution over the last dimension: the tensors named in ``_batched`` carry the batch shape,
+    those in ``_shared`` are kept as they are when the distribution is expanded."""
+
+    _batched: tuple[str, ...] = ()
+    _shared: tuple[str, ...] = ()
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        if batch_shape == self.batch_shape and _instance is None:
+            return self  # distributions are immutable: the same one serves
+        new = self._get_checked_instance(type(self), _instance)
+        for name in self._batched:
+            setattr(new, name, getattr(self, name).expand(batch_shape + self.event_shape))
+        for name in self._shared:
+            setattr(new, name, getattr(self, name))
+        TorchDistribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+
+class _Normal(_OverLastDim):
+    has_rsample = True
+    support = constraints.real_vector
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.loc
+
+
+class IsotropicNormal(_Normal):
     """N(loc, scale² I): event shape ``loc.shape[-1:]``; ``scale`` a positive number or 0-dim tensor."""
 
     arg_constraints = {"loc": constraints.real_vector}  # scale may be a number: checked in __init__
-    support = constraints.real_vector
-    has_rsample = True
+    _batched, _shared = ("loc",), ("scale",)
 
     def __init__(self, loc: torch.Tensor, scale: float | torch.Tensor, validate_args=None):
         if isinstance(scale, torch.Tensor) and scale.dim() != 0:
@@ -68,24 +101,6 @@ class IsotropicNormal(TorchDistribution):
         noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
         return self.loc.expand(shape) + self.scale * noise
 
-    def expand(self, batch_shape, _instance=None):
-        batch_shape = torch.Size(batch_shape)
-        if batch_shape == self.batch_shape and _instance is None:
-            return self  # distributions are immutable: the same one serves
-        new = self._get_checked_instance(IsotropicNormal, _instance)
-        new.loc, new.scale = self.loc.expand(batch_shape + self.event_shape), self.scale
-        super(IsotropicNormal, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.loc
-
     @property
     def variance(self) -> torch.Tensor:
         return torch.zeros_like(self.loc) + self.scale ** 2
@@ -100,12 +115,11 @@ class IsotropicNormal(TorchDistribution):
         return dist.Normal(self.loc, scale.expand(self.loc.shape))
 
 
-class DiagonalNormal(TorchDistribution):
+class DiagonalNormal(_Normal):
     """N(loc, diag scale²): event shape ``loc.shape[-1:]``, ``scale`` > 0 of loc's shape."""
 
     arg_constraints = {"loc": constraints.real_vector, "scale": constraints.independent(constraints.positive, 1)}
-    support = constraints.real_vector
-    has_rsample = True
+    _batched = ("loc", "scale")
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
         if loc.shape != scale.shape:
@@ -122,25 +136,6 @@ class DiagonalNormal(TorchDistribution):
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
         return self.loc + self.scale * torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
-
-    def expand(self, batch_shape, _instance=None):
-        batch_shape = torch.Size(batch_shape)
-        if batch_shape == self.batch_shape and _instance is None:
-            return self  # distributions are immutable: the same one serves
-        new = self._get_checked_instance(DiagonalNormal, _instance)
-        shape = batch_shape + self.event_shape
-        new.loc, new.scale = self.loc.expand(shape), self.scale.expand(shape)
-        super(DiagonalNormal, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.loc
 
     @property
     def stddev(self) -> torch.Tensor:
@@ -170,12 +165,13 @@ def _kl_normal_normal(q, p):
     return 0.5 * per_dim.sum(-1)
 
 
-class IndependentBernoulli(TorchDistribution):
+class IndependentBernoulli(_OverLastDim):
     """Independent Bernoulli(sigmoid(logits_j)) for every entry j of the last dimension (event shape)."""
 
     arg_constraints = {"logits": constraints.real_vector}
     support = constraints.independent(constraints.unit_interval, 1)  # soft targets allowed
     has_rsample = False
+    _batched = ("logits",)
 
     def __init__(self, logits: torch.Tensor, validate_args=None):
         self.logits = logits
@@ -192,16 +188,6 @@ class IndependentBernoulli(TorchDistribution):
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
         with torch.no_grad():
             return torch.bernoulli(self.mean.expand(self._extended_shape(sample_shape)))
-
-    def expand(self, batch_shape, _instance=None):
-        batch_shape = torch.Size(batch_shape)
-        if batch_shape == self.batch_shape and _instance is None:
-            return self  # distributions are immutable: the same one serves
-        new = self._get_checked_instance(IndependentBernoulli, _instance)
-        new.logits = self.logits.expand(batch_shape + self.event_shape)
-        super(IndependentBernoulli, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self) -> torch.Tensor:
