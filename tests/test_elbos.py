@@ -6,6 +6,8 @@ Each check runs Pyro's own ``Trace_ELBO`` / ``TraceMeanField_ELBO`` and ours on 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from torch import nn
@@ -13,9 +15,10 @@ from torch import nn
 import pyro
 import pyro.distributions as dist
 import pyro.infer
+from pyro import poutine
 
 from pyro_vae import elbos, runs
-from pyro_vae.handlers import DataScale
+from pyro_vae.handlers import DataScale, SiteScale
 from pyro_vae.train import fit
 
 PAIRS = [(pyro.infer.Trace_ELBO, elbos.Trace_ELBO), (pyro.infer.TraceMeanField_ELBO, elbos.TraceMeanField_ELBO)]
@@ -59,12 +62,14 @@ def test_vae_loss_and_gradients_equal_pyros(pyros, ours, likelihood, validate):
         assert_same(loss_and_grads(pyros(), model, guide, x), loss_and_grads(ours(), model, guide, x))
 
 
+@pytest.mark.parametrize("validate", [False, True])  # False: the lean path of the steps after the first
 @pytest.mark.parametrize("pyros, ours", PAIRS)
-def test_vectorized_particles_equal_pyros(pyros, ours):
+def test_vectorized_particles_equal_pyros(pyros, ours, validate):
     model, guide = vae("bernoulli")
     x = rows()
     options = dict(num_particles=4, vectorize_particles=True, max_plate_nesting=1)
-    assert_same(loss_and_grads(pyros(**options), model, guide, x), loss_and_grads(ours(**options), model, guide, x))
+    with pyro.validation_enabled(validate):
+        assert_same(loss_and_grads(pyros(**options), model, guide, x), loss_and_grads(ours(**options), model, guide, x))
 
 
 class Mixed(nn.Module):
@@ -88,12 +93,48 @@ class Mixed(nn.Module):
                 pyro.sample("x", dist.Normal(c + rate, 1.0), obs=x)
 
 
-def test_score_function_terms_and_global_sites_equal_pyros():
+@pytest.mark.parametrize("validate", [False, True])
+def test_score_function_terms_and_global_sites_equal_pyros(validate):
     """REINFORCE with Pyro's plate-wise Rao-Blackwellization, a global site scaled once, value and gradient."""
     model, guide, x = Mixed(False), Mixed(True), torch.linspace(-1, 1, 6, dtype=torch.float64)
-    expected = loss_and_grads(pyro.infer.Trace_ELBO(), model, guide, x)
-    assert_same(expected, loss_and_grads(elbos.Trace_ELBO(), model, guide, x))
+    with pyro.validation_enabled(validate):
+        expected = loss_and_grads(pyro.infer.Trace_ELBO(), model, guide, x)
+        assert_same(expected, loss_and_grads(elbos.Trace_ELBO(), model, guide, x))
     assert expected[1][0].abs().sum() > 0  # the discrete site's parameters get a gradient at all
+
+
+class GlobalAndMasked(nn.Module):
+    """A reparameterized global latent outside the plate and a per-row latent, optionally masked."""
+
+    def __init__(self, guide: bool, mask: bool):
+        super().__init__()
+        self.guide, self.mask = guide, mask
+        if guide:  # the model has no parameters
+            self.w = nn.Parameter(torch.tensor([0.4, -0.3, 0.2], dtype=torch.float64))
+
+    def forward(self, x):
+        if self.guide:
+            shift = pyro.sample("shift", dist.Normal(self.w[0], 0.7))
+        else:
+            shift = pyro.sample("shift", dist.Normal(0.0, 2.0))
+        with pyro.plate("data", x.shape[0], device=x.device):
+            keep = (x > -0.5) if self.mask else None
+            with poutine.mask(mask=keep) if self.mask else contextlib.nullcontext():
+                if self.guide:
+                    pyro.sample("z", dist.Normal(self.w[1] * x + self.w[2], 0.5))
+                else:
+                    z = pyro.sample("z", dist.Normal(shift, 1.0))
+                    pyro.sample("x", dist.Normal(z, 0.3), obs=x)
+
+
+@pytest.mark.parametrize("mask", [False, True])  # True: the lean path hands over to Pyro's bookkeeping
+def test_lean_path_global_sites_and_masks_equal_pyros(mask):
+    model, guide = GlobalAndMasked(False, mask), GlobalAndMasked(True, mask)
+    x = torch.linspace(-1, 1, 7, dtype=torch.float64)
+    with pyro.validation_enabled(False):
+        expected = loss_and_grads(pyro.infer.Trace_ELBO(), model, guide, x)
+        assert_same(expected, loss_and_grads(elbos.Trace_ELBO(), model, guide, x))
+    assert all(g.abs().sum() > 0 for g in expected[1])
 
 
 def test_meanfield_without_a_closed_form_kl_equals_pyros():
@@ -133,3 +174,15 @@ def test_fit_uses_the_sync_free_elbo_by_default(monkeypatch):
     fit(model.float(), guide.float(), rows(40).float(), epochs=1, batch_size=10, evaluator=None, device="cpu",
         quiet=True)
     assert len(calls) == 4  # one per step
+
+
+def test_lean_path_keeps_sites_of_one_shape_but_different_scales_apart():
+    """β-VAE: log p(z) and log q(z) scaled by β, log p(x|z) not; all three have the batch's shape."""
+    model, guide = vae("gaussian")
+    x = rows()
+    with pyro.validation_enabled(False), SiteScale(0.3):
+        expected = loss_and_grads(pyro.infer.Trace_ELBO(), model, guide, x)
+        assert_same(expected, loss_and_grads(elbos.Trace_ELBO(), model, guide, x))
+    with pyro.validation_enabled(False):
+        unscaled = loss_and_grads(pyro.infer.Trace_ELBO(), model, guide, x)
+    assert not torch.allclose(expected[0], unscaled[0])  # β did act
