@@ -174,6 +174,8 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
                     outside = flags if outside is None else outside.logical_or_(flags)
                 log_w = (_per_example(model_trace, nesting, data_dim, inner[1])
                          - _per_example(guide_trace, nesting, data_dim, inner[0]))
+                # the next pass then allocates into the memory this one frees, still in cache
+                del guide_trace, model_trace, inner
                 log_w = torch.logsumexp(log_w, dim=0)
                 total = log_w if total is None else torch.logaddexp(total, log_w)
             if values is None:
