@@ -17,7 +17,7 @@ test images (else MNIST-5k), K samples z ~ q(z|x) per image:
 
 K = 1000 uses the first 100 of the 1,000 test images (100,000 pairs per run, as for K = 100) to keep
 ``make bench`` short; pairs per second do not depend on the number of images once a pass is full.
-A profile of the K = 1000 estimate (torch.profiler, one run) splits its time into matrix products,
+A profile of the K = 1000 estimate (torch.profiler, fastest of 3 runs) splits its time into matrix products,
 elementwise work and Python.
 """
 
@@ -97,15 +97,18 @@ def matmul_rate(decoder: nn.Module, rows: int, repeats: int = 10) -> float:
     return rows * repeats * decoder_flops(decoder) / best
 
 
-def profile(model, guide, x: torch.Tensor, num_samples: int) -> tuple[list, float, float]:
-    """(rows of the profile table, wall seconds, seconds in matrix products) of one estimate under torch.profiler."""
+def profile(model, guide, x: torch.Tensor, num_samples: int) -> tuple[list, float, dict]:
+    """(rows of the profile table, wall seconds, seconds per part) of one estimate under torch.profiler."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        started = time.perf_counter()
-        log_likelihood(model, guide, x, num_samples)
-        wall = time.perf_counter() - started
+    runs = []
+    for _ in range(3):  # the fastest of three: a slow spell of the shared machine is no part of the estimator
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            started = time.perf_counter()
+            log_likelihood(model, guide, x, num_samples)
+            runs.append((time.perf_counter() - started, prof))
+    wall, prof = min(runs, key=lambda run: run[0])
     events = prof.key_averages()
     self_s = {e.key: e.self_cpu_time_total / 1e6 for e in events if e.key.startswith("aten::")}
     # the profiler's clock counts an op once per thread pool call, not per thread: op times are wall times
@@ -121,7 +124,7 @@ def profile(model, guide, x: torch.Tensor, num_samples: int) -> tuple[list, floa
              f"{(wall - ops) / wall:.0%}"]]
     top = sorted(self_s.items(), key=lambda kv: -kv[1])[:8]
     rows += [[f"top op: `{k}`", f"{v:.3f}", f"{v / wall:.0%}"] for k, v in top]
-    return rows, wall, matmul
+    return rows, wall, {"matmul": matmul, "elementwise": ops - matmul, "python": wall - ops}
 
 
 def main():
@@ -166,29 +169,32 @@ def main():
         rows.append([num_samples, n, "compute bound (decoder FLOPs ÷ best matmul rate)", f"{bound / 1e3:.1f}",
                      f"{pairs / bound:.2f}", "1.00×", ""])
     log("loglik_throughput: profile of the K=1000 estimate")
-    prof_rows, prof_wall, prof_matmul = profile(model, guide, images[:100], 1000)
+    prof_rows, prof_wall, parts = profile(model, guide, images[:100], 1000)
     print(f"Data: {source}, test images; Gaussian likelihood (c = {C}), 784-400-50; decoder forward "
           f"{flops / 1e3:.0f} kFLOP per pair; torch threads: {args.threads}; median of {args.repeats} runs, "
           f"interleaved, after a warm-up. Matmul rate on the decoder's shapes: best {rate / 1e9:.0f} GFLOP/s, "
           f"median {sorted(rates)[len(rates) // 2] / 1e9:.0f} GFLOP/s of {len(rates)} measurements in this run.\n")
     print(table(["K", "images", "estimator", "k pairs/s", "wall s", "time ÷ bound's time",
                  "time vs per-datum"], rows))
-    print(f"\nWhere the K=1000 estimate's time goes (torch.profiler, one run of 100 images, {prof_wall:.2f} s "
+    print(f"\nWhere the K=1000 estimate's time goes (torch.profiler, the fastest of 3 runs of 100 images, {prof_wall:.2f} s "
           f"wall under the profiler, which adds a few µs per op to the Python share):\n")
     print(table(["part", "s", "share of wall"], prof_rows))
     at_1000, bound_s = results["1000"], 100 * 1000 / bound
     ours, hand = at_1000["log_likelihood (default)"]["vs_bound"], at_1000["hand-written batched passes (no Pyro)"]["vs_bound"]
     pyro_s = (ours - hand) * bound_s
-    print(f"\nAt K=1000 the decoder's matrix products alone, as they run inside the estimate, took "
-          f"{prof_matmul / bound_s:.2f}× the bound's time ({100 * 1000 * flops / prof_matmul / 1e9:.0f} GFLOP/s "
-          f"between the other ops, against {rate / 1e9:.0f} GFLOP/s at best on warm inputs). The same passes "
-          f"written by hand, without Pyro, took {hand:.2f}× the bound's time and the estimator {ours:.2f}×, so "
-          + (f"Pyro's traces cost {pyro_s:.2f} s of {ours * bound_s:.2f} s; " if pyro_s > 0 else
-             "Pyro's traces cost less than this run's noise; ")
-          + "the rest above the bound is the model's own arithmetic, which a model-agnostic estimator runs as "
-          "the model wrote it: the matrix products slowed by the memory traffic between them, the likelihood's "
-          "squared error, ReLU, the bias copies, drawing z and scoring it under q and p. The per-datum loop "
-          "runs the same arithmetic in batches of K rows, so at K=1000 the two differ by Pyro's cost and noise.")
+    prof_matmul, elementwise, python = parts["matmul"], parts["elementwise"], parts["python"]
+    print(f"\nAt K=1000 the bound's time is {bound_s:.2f} s. In the profiled run ({prof_wall:.2f} s) the decoder's "
+          f"matrix products took {prof_matmul:.2f} s ({100 * 1000 * flops / prof_matmul / 1e9:.0f} GFLOP/s between "
+          f"the other ops, against {rate / 1e9:.0f} at best on warm inputs), the elementwise ops and reductions "
+          f"{elementwise:.2f} s and Python {python:.2f} s. The same passes written by hand, without Pyro, took "
+          f"{hand:.2f}× the bound's time and the estimator {ours:.2f}×, so "
+          + (f"Pyro's traces cost {pyro_s:.2f} s of {ours * bound_s:.2f} s. " if pyro_s > 0 else
+             "Pyro's traces cost less than this run's noise. ")
+          + "What is left above the bound is the model's own arithmetic, which a model-agnostic estimator runs "
+          "as the model wrote it (the likelihood's squared error, ReLU, the bias copies, drawing z and scoring it "
+          "under q and p: the top ops above) and the matrix products' slowdown between them; removing it needs "
+          "fused kernels in the model, not a different estimator. The per-datum loop runs the same arithmetic in "
+          "batches of K rows, so at K=1000 the two differ by Pyro's cost and noise.")
     write_json(args, results)
 
 
