@@ -20,7 +20,6 @@ import pyro
 from pyro import poutine
 from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
 from pyro.distributions.util import scale_and_mask
-from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import prune_subsample_sites
 
 from pyro_vae.errors import UserError
@@ -30,28 +29,13 @@ from pyro_vae.objectives import kl_per_dim
 _WRAPPERS = (torch.distributions.Independent, ExpandedDistribution, MaskedDistribution)
 
 
-def _sample_traces(model, guide, *batch, inner=None):
-    """(guide trace, model trace): one joint draw z ~ q, then the model replayed at it. ``inner``, a pair
-    of dicts, receives each program's distributions as they are before plates outside it broadcast them."""
-    if inner is not None:
-        guide, model = _Inner(inner[0])(guide), _Inner(inner[1])(model)
+def _sample_traces(model, guide, *batch):
+    """(guide trace, model trace): one joint draw z ~ q, then the model replayed at it."""
     guide_trace = poutine.trace(guide).get_trace(*batch)
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch)
     # a plate's own subsample site is no part of p or q (Pyro's ELBOs drop it too); it also lives on the
     # default device, not the data's
     return prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
-
-
-class _Inner(Messenger):
-    """Records ``name → fn`` of every sample site after the program's own plates, before outer ones."""
-
-    def __init__(self, fns: dict):
-        super().__init__()
-        self.fns = fns
-
-    def _process_message(self, msg):
-        if msg["type"] == "sample":
-            self.fns[msg["name"]] = msg["fn"]
 
 
 def traces(model, guide, *batch):
@@ -133,9 +117,7 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     q is the true posterior. The K draws are a plate outside the ``plate`` ("data") plate, so model and
     guide run vectorized over examples and samples, ``max_pairs`` (sample, example) pairs per pass
     (memory is bounded by that, not by K or the data size); a running log-sum-exp joins the passes.
-    Every latent site must be per example (inside ``plate``). Each site is scored by its distribution as
-    the program built it, before the sample plate broadcast it, so terms of the parameters alone (log σ,
-    normalizers) are computed once per example, not once per draw.
+    Every latent site must be per example (inside ``plate``).
 
     With Pyro's validation on (``pyro.enable_validation``), the distributions' parameters are checked
     on one trace of the first rows, and the data against each observed site's support in every batch;
@@ -165,17 +147,15 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
             batch = tuple(t[start_row:start_row + batch_size] for t in data)
             total = None
             for start in range(0, num_samples, chunk):
-                inner = {}, {}
                 with pyro.plate("num_samples", min(chunk, num_samples - start), dim=-(nesting + 1)):
-                    guide_trace, model_trace = _sample_traces(model, guide, *batch, inner=inner)
+                    guide_trace, model_trace = _sample_traces(model, guide, *batch)
                 if start == 0 and checked:  # the data, once per batch, on the device: no host sync
                     flags = torch.stack([~model_trace.nodes[name]["fn"].support.check(
                         model_trace.nodes[name]["value"]).all() for name in checked])
                     outside = flags if outside is None else outside.logical_or_(flags)
-                log_w = (_per_example(model_trace, nesting, data_dim, inner[1])
-                         - _per_example(guide_trace, nesting, data_dim, inner[0]))
+                log_w = _per_example(model_trace, nesting, data_dim) - _per_example(guide_trace, nesting, data_dim)
                 # the next pass then allocates into the memory this one frees, still in cache
-                del guide_trace, model_trace, inner
+                del guide_trace, model_trace
                 log_w = torch.logsumexp(log_w, dim=0)
                 total = log_w if total is None else torch.logaddexp(total, log_w)
             if values is None:
@@ -235,25 +215,13 @@ def _validates_values(fn) -> bool:
         return False
 
 
-def _per_example(trace, nesting: int, data_dim: int, inner: dict | None = None) -> torch.Tensor:
-    """Σ over sites and over every dim but (sample, example) of the unscaled, masked log-densities.
-
-    With ``inner`` (from :func:`_sample_traces`), a site is scored by its distribution before the sample
-    plate broadcast it: log_prob broadcasts the K draws against its parameters, so terms that depend on
-    the parameters alone (log σ, normalizers) are computed once per example, not once per draw. Same
-    values; the broadcast distribution serves where the result has another shape.
-    """
+def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
+    """Σ over sites and over every dim but (sample, example) of the unscaled, masked log-densities."""
     total = 0.0
     for site in trace.nodes.values():
         if site["type"] != "sample":
             continue
-        log_p = None
-        if inner is not None and site["name"] in inner:
-            log_p = inner[site["name"]].log_prob(site["value"])
-            if log_p.shape != site["fn"].batch_shape:
-                log_p = None
-        if log_p is None:
-            log_p = site["fn"].log_prob(site["value"])
+        log_p = site["fn"].log_prob(site["value"])
         log_p = scale_and_mask(log_p, mask=site["mask"])
         log_p = log_p.reshape((1,) * (nesting + 1 - log_p.dim()) + log_p.shape)
         keep = (0, nesting + 1 + data_dim)
