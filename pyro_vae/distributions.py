@@ -119,19 +119,25 @@ class DiagonalNormal(_Normal):
     """N(loc, diag scale²): event shape ``loc.shape[-1:]``, ``scale`` > 0 of loc's shape."""
 
     arg_constraints = {"loc": constraints.real_vector, "scale": constraints.independent(constraints.positive, 1)}
-    _batched = ("loc", "scale")
+    # the scale as built, before any expand: Σ log σ of K expanded copies (e.g. K importance samples
+    # per example) is then computed once and broadcast, not K times
+    _batched, _shared = ("loc", "scale"), ("_built_scale",)
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
         if loc.shape != scale.shape:
             loc, scale = torch.broadcast_tensors(loc, scale)
         self.loc, self.scale = loc, scale
+        self._built_scale = scale
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
+
+    def _sum_log_scale(self) -> torch.Tensor:
+        return self._built_scale.log().sum(-1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
         standardized = (value - self.loc) / self.scale
-        return standardized.pow(2).sum(-1) * -0.5 - self.scale.log().sum(-1) - self.loc.shape[-1] * _HALF_LOG_2PI
+        return standardized.pow(2).sum(-1) * -0.5 - self._sum_log_scale() - self.loc.shape[-1] * _HALF_LOG_2PI
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
@@ -146,7 +152,7 @@ class DiagonalNormal(_Normal):
         return self.scale.pow(2)
 
     def entropy(self) -> torch.Tensor:
-        return self.scale.log().sum(-1) + self.loc.shape[-1] * (0.5 + _HALF_LOG_2PI)
+        return (self._sum_log_scale() + self.loc.shape[-1] * (0.5 + _HALF_LOG_2PI)).expand(self.batch_shape)
 
     def factors(self) -> dist.Normal:
         """The D independent one-dimensional factors N(loc_j, scale_j²), e.g. for a KL per latent dimension."""

@@ -181,3 +181,16 @@ def test_independent_bernoulli_equals_bernoulli_to_event_with_soft_targets():
 def test_independent_bernoulli_rejects_values_outside_0_1_when_validating():
     with pytest.raises(ValueError, match="support"):
         IndependentBernoulli(torch.zeros(2, 3), validate_args=True).log_prob(torch.full((2, 3), 1.5))
+
+
+def test_diagonal_normal_expanded_over_samples_scores_like_normal():
+    """K expanded copies (importance samples) score as torch's Normal does, log σ computed once."""
+    loc, scale, _ = loc_scale_and_z()
+    ours = DiagonalNormal(loc, scale).expand((4, 5))
+    reference = dist.Normal(loc, scale).to_event(1).expand((4, 5))
+    z = reference.sample()
+    assert torch.allclose(ours.log_prob(z), reference.log_prob(z), rtol=1e-12)
+    assert ours.entropy().shape == (4, 5) and torch.allclose(ours.entropy(), reference.entropy(), rtol=1e-12)
+    grads = torch.autograd.grad(ours.log_prob(z).sum(), [loc, scale])
+    expected = torch.autograd.grad(reference.log_prob(z).sum(), [loc, scale])
+    assert all(torch.allclose(a, b, rtol=1e-12) for a, b in zip(grads, expected))
