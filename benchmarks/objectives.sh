@@ -1,7 +1,7 @@
 #!/bin/bash
 # The numbers and the σ-VAE figure in docs/objectives.md: each objective and likelihood trained on mnist-5k
 # (4,000 train, 1,000 test digits), 10-D latent, 10 epochs, then `pyro-vae evaluate --is-samples 500`.
-#   bash benchmarks/objectives.sh [OUT]   (OUT defaults to runs/objectives; ~30 min on a 2-core CPU;
+#   bash benchmarks/objectives.sh [OUT]   (OUT defaults to runs/objectives; ~6 min on a 2-core CPU;
 #                                          a run whose OUT/NAME.json exists is kept: delete OUT to redo all)
 set -e
 out=${1:-runs/objectives}
