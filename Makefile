@@ -30,7 +30,7 @@ figures: $(STAMP)
 
 # Speed and memory measurements; writes docs/benchmarks.md.
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py --repeats 5
+	$(PY) benchmarks/run_all.py --repeats 6
 
 clean:
 	rm -rf runs build *.egg-info

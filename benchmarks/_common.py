@@ -2,13 +2,15 @@
 
 Every benchmark times its variants side by side in one process, interleaved (variant A, B, C, then
 again A, B, C, ...), after a warm-up, and reports the median of the repeats: a slow spell of a shared
-machine then hits every variant alike. Wall-clock seconds are what a user waits; CPU seconds of the
+machine then hits every variant alike. Comparisons with a baseline (the hand-written loop) pair every
+run with a run of the baseline beside it and report the median of those ratios (:func:`paired`). Wall-clock seconds are what a user waits; CPU seconds of the
 process are shown next to them because other processes on the machine inflate the former much more.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -77,6 +79,7 @@ class Timer:
 
     wall: dict = field(default_factory=dict)
     cpu: dict = field(default_factory=dict)
+    ratios: dict = field(default_factory=dict)  # name -> [(wall, cpu) ratio to the base run beside it]
 
     def time(self, name: str, fn, *args, **kwargs):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -87,6 +90,14 @@ class Timer:
 
     def median(self, name: str, cpu: bool = False) -> float:
         return statistics.median((self.cpu if cpu else self.wall)[name])
+
+    def ratio(self, name: str, base: str, cpu: bool = False) -> float:
+        """From :func:`paired`: the median, over consecutive rounds, of the geometric mean of the round
+        where the variant ran first and the one where it ran second; else the ratio of the medians."""
+        if name in self.ratios:
+            r = [pair[cpu] for pair in self.ratios[name]]
+            return statistics.median(math.sqrt(a * b) for a, b in zip(r[::2], r[1::2])) if len(r) > 1 else r[0]
+        return 1.0 if name == base else self.median(name, cpu) / self.median(base, cpu)
 
 
 def interleaved(variants: dict, repeats: int, timer: Timer, log=None) -> Timer:
@@ -101,6 +112,28 @@ def interleaved(variants: dict, repeats: int, timer: Timer, log=None) -> Timer:
     return timer
 
 
+def paired(variants: dict, base: str, repeats: int, timer: Timer, log=None) -> Timer:
+    """Each round runs every variant right beside a run of ``base`` and records the ratio of the pair;
+    ``base`` runs first in even rounds and second in odd ones, and the variants' order rotates.
+
+    Paired ratios resist the machine getting faster or slower during the run, which the ratio of two
+    medians does not: on the shared 2-core machine of docs/benchmarks.md the same epoch's time drifts
+    by up to 40% within minutes. There, the first run of a pair is also several % slower than the
+    second whichever it is, so :meth:`Timer.ratio` joins each round with the next, where the order is
+    swapped (use an even number of rounds).
+    """
+    names = [name for name in variants if name != base]
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            for run in ((base, name) if r % 2 == 0 else (name, base)):
+                timer.time(run, variants[run])
+            pair = (timer.wall[name][-1] / timer.wall[base][-1], timer.cpu[name][-1] / timer.cpu[base][-1])
+            timer.ratios.setdefault(name, []).append(pair)
+            if log:
+                log(f"  round {r + 1}/{repeats} {name}: {timer.wall[name][-1]:.2f} s wall, {pair[0]:.3f}× {base}")
+    return timer
+
+
 def write_json(args: argparse.Namespace, results: dict) -> None:
     if getattr(args, "json", None):
         import json
@@ -110,10 +143,10 @@ def write_json(args: argparse.Namespace, results: dict) -> None:
 
 
 def summary(timer: Timer, names, base: str) -> dict:
-    """Medians and ratios to ``base`` of every variant, wall and CPU."""
+    """Medians and ratios to ``base`` of every variant, wall and CPU (paired ratios where measured)."""
     return {name: {"wall": timer.median(name), "cpu": timer.median(name, cpu=True),
-                   "ratio_wall": timer.median(name) / timer.median(base),
-                   "ratio_cpu": timer.median(name, cpu=True) / timer.median(base, cpu=True)} for name in names}
+                   "ratio_wall": timer.ratio(name, base), "ratio_cpu": timer.ratio(name, base, cpu=True)}
+            for name in names}
 
 
 def table(header: list[str], rows: list[list]) -> str:
