@@ -118,7 +118,7 @@ def paired(variants: dict, base: str, repeats: int, timer: Timer, log=None) -> T
 
     Paired ratios resist the machine getting faster or slower during the run, which the ratio of two
     medians does not: on the shared 2-core machine of docs/benchmarks.md the same epoch's time drifts
-    by up to 40% within minutes. There, the first run of a pair is also several % slower than the
+    a lot within minutes. There, the first run of a pair is also several % slower than the
     second whichever it is, so :meth:`Timer.ratio` joins each round with the next, where the order is
     swapped (use an even number of rounds).
     """

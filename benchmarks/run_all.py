@@ -143,7 +143,7 @@ the machine described here. Do not edit by hand: rerun it. Each benchmark runs i
 side in one process, interleaved, after a warm-up, and reports medians; ratios are taken within one
 process run. Against the hand-written loop, every epoch of a variant runs right beside a hand-written
 epoch, and the ratio is taken per pair (`benchmarks/_common.py: paired`): this machine's speed drifts
-by up to 40% within minutes, and a ratio of two medians taken minutes apart would measure the drift.
+within minutes (see the ratios of each pair), and a ratio of two medians taken minutes apart would measure the drift.
 "CPU" columns give the process's CPU seconds.
 """
 

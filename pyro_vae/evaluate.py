@@ -122,7 +122,7 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     With Pyro's validation on (``pyro.enable_validation``), the distributions' parameters are checked
     on one trace of the first rows, and the data against each observed site's support in every batch;
     the passes themselves run unvalidated, because checking the networks' outputs for every sample
-    (``loc == loc`` over every pixel) took 10-20% of the time. A NaN there still shows as a NaN.
+    (``loc == loc`` over every pixel) took a large share of the time. A NaN there still shows as a NaN.
 
     Returns ``log_likelihood`` (mean over examples, nats), its standard error over examples
     ``log_likelihood_stderr``, ``bits_per_dim`` = −mean / (D ln 2) with D the size of one row of
@@ -130,8 +130,8 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     """
     data = (data,) if isinstance(data, torch.Tensor) else tuple(data)
     n, dims = data[0].shape[0], data[0][0].numel()
-    # ~8 MB of float32 per (sample, example) tensor. On the benchmark's CPU, passes of 1,000 to 8,000 pairs of
-    # 784 pixels run alike; smaller ones spread Pyro's fixed cost per pass (~0.5 ms) over too few pairs
+    # ~8 MB of float32 per (sample, example) tensor: larger passes run at memory speed, much smaller ones
+    # spread Pyro's fixed cost per pass over too few pairs (benchmarks/loglik_throughput.py)
     max_pairs = max_pairs or max(1, 2 ** 21 // dims)
     if num_samples < 1 or max_pairs < 1:
         raise UserError(f"num_samples and max_pairs must be >= 1, got {num_samples} and {max_pairs}")
@@ -143,8 +143,8 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     # those pin the heap between the passes' large blocks, and glibc's heap then grows with every pass
     values = outside = None
     with pyro.validation_enabled(False):
-        for start_row in range(0, n, batch_size):
-            batch = tuple(t[start_row:start_row + batch_size] for t in data)
+        for i, (batch, _) in enumerate(_batches(data, batch_size)):
+            start_row = i * batch_size
             total = None
             for start in range(0, num_samples, chunk):
                 with pyro.plate("num_samples", min(chunk, num_samples - start), dim=-(nesting + 1)):
@@ -161,13 +161,12 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
             if values is None:
                 values = total.new_empty(n, dtype=torch.float64)
             values[start_row:start_row + batch_size] = total - math.log(num_samples)
-    if outside is not None:  # read back with the values: still one host sync
-        values, flags = torch.cat([values, outside.double()]).cpu().split([n, len(checked)])
-        bad = [name for name, flag in zip(checked, flags.tolist()) if flag]
-        if bad:
-            raise UserError(f"the data lie outside the support of the model's observed site(s) {bad}: "
-                            f"check the data against the likelihood (e.g. binary pixels for a Bernoulli)")
-    values = values.cpu()  # the one host sync
+    flags = values.new_empty(0) if outside is None else outside.double()
+    values, flags = torch.cat([values, flags]).cpu().split([n, flags.numel()])  # the one host sync
+    bad = [name for name, flag in zip(checked, flags.tolist()) if flag]
+    if bad:
+        raise UserError(f"the data lie outside the support of the model's observed site(s) {bad}: "
+                        f"check the data against the likelihood (e.g. binary pixels for a Bernoulli)")
     mean = float(values.mean())
     stderr = float(values.std() / math.sqrt(n)) if n > 1 else 0.0
     return {"log_likelihood": mean, "log_likelihood_stderr": stderr, "bits_per_dim": -mean / (dims * math.log(2)),
@@ -221,8 +220,7 @@ def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
     for site in trace.nodes.values():
         if site["type"] != "sample":
             continue
-        log_p = site["fn"].log_prob(site["value"])
-        log_p = scale_and_mask(log_p, mask=site["mask"])
+        log_p = scale_and_mask(site["fn"].log_prob(site["value"]), mask=site["mask"])
         log_p = log_p.reshape((1,) * (nesting + 1 - log_p.dim()) + log_p.shape)
         keep = (0, nesting + 1 + data_dim)
         other = [d for d in range(nesting + 1) if d not in keep]
