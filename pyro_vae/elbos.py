@@ -22,13 +22,13 @@ from torch.distributions import kl_divergence
 import pyro.infer
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
-from pyro.poutine.replay_messenger import ReplayMessenger
-from pyro.poutine.trace_messenger import TraceMessenger
 from pyro.poutine.subsample_messenger import _Subsample
 from pyro.poutine.util import prune_subsample_sites
 from pyro.distributions.util import is_identically_zero, scale_and_mask
 from pyro.infer.trace_elbo import _compute_log_r
 from pyro.infer.util import check_fully_reparametrized, is_validation_enabled
+
+from pyro_vae.handlers import lean_traces
 
 
 def _total(terms):
@@ -44,19 +44,6 @@ def _loss(elbo: torch.Tensor, surrogate: torch.Tensor | None) -> torch.Tensor:
     if surrogate is None:  # every term reparameterized: the ELBO is its own surrogate
         return -elbo
     return -(elbo.detach() + (surrogate - surrogate.detach()))
-
-
-def _lean_traces(model, guide, args, kwargs):
-    """The guide's trace and the model's replayed on it, nothing computed yet (no validation, no copies).
-
-    The messengers are used as context managers: ``poutine.trace(fn)`` would also build a handler
-    object (with ``functools.wraps``) per program per step, and record inputs and return values.
-    """
-    with TraceMessenger() as guide_tracer:
-        guide(*args, **kwargs)
-    with TraceMessenger() as model_tracer, ReplayMessenger(trace=guide_tracer.trace):
-        model(*args, **kwargs)
-    return model_tracer.trace, guide_tracer.trace
 
 
 def _reparameterized_elbo(model_trace, guide_trace) -> torch.Tensor | None:
@@ -105,7 +92,7 @@ class Trace_ELBO(pyro.infer.Trace_ELBO):
     def _get_trace(self, model, guide, args, kwargs):
         if is_validation_enabled() or isinstance(poutine.unwrap(guide), Messenger):
             return super()._get_trace(model, guide, args, kwargs)
-        return _lean_traces(model, guide, args, kwargs)
+        return lean_traces(model, guide, *args, **kwargs)
 
     def _particle_loss(self, model_trace, guide_trace) -> torch.Tensor:
         if not any("log_prob" in site for site in guide_trace.nodes.values()):  # a lean trace pair
@@ -150,7 +137,7 @@ class TraceMeanField_ELBO(pyro.infer.TraceMeanField_ELBO):
     def _get_trace(self, model, guide, args, kwargs):
         if is_validation_enabled() or isinstance(poutine.unwrap(guide), Messenger):
             return super()._get_trace(model, guide, args, kwargs)
-        model_trace, guide_trace = _lean_traces(model, guide, args, kwargs)
+        model_trace, guide_trace = lean_traces(model, guide, *args, **kwargs)
         return prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
 
     def _particle_loss(self, model_trace, guide_trace) -> torch.Tensor:

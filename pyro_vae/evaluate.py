@@ -20,10 +20,11 @@ import pyro
 from pyro import poutine
 from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
 from pyro.distributions.util import scale_and_mask
+from pyro.poutine.subsample_messenger import _Subsample
 from pyro.poutine.util import prune_subsample_sites
 
 from pyro_vae.errors import UserError
-from pyro_vae.handlers import DataScale
+from pyro_vae.handlers import DataScale, lean_traces
 from pyro_vae.objectives import kl_per_dim
 
 _WRAPPERS = (torch.distributions.Independent, ExpandedDistribution, MaskedDistribution)
@@ -148,7 +149,7 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
             total = None
             for start in range(0, num_samples, chunk):
                 with pyro.plate("num_samples", min(chunk, num_samples - start), dim=-(nesting + 1)):
-                    guide_trace, model_trace = _sample_traces(model, guide, *batch)
+                    model_trace, guide_trace = lean_traces(model, guide, *batch)
                 if start == 0 and checked:  # the data, once per batch, on the device: no host sync
                     flags = torch.stack([~model_trace.nodes[name]["fn"].support.check(
                         model_trace.nodes[name]["value"]).all() for name in checked])
@@ -218,7 +219,7 @@ def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
     """Σ over sites and over every dim but (sample, example) of the unscaled, masked log-densities."""
     total = 0.0
     for site in trace.nodes.values():
-        if site["type"] != "sample":
+        if site["type"] != "sample" or isinstance(site["fn"], _Subsample):
             continue
         log_p = scale_and_mask(site["fn"].log_prob(site["value"]), mask=site["mask"])
         log_p = log_p.reshape((1,) * (nesting + 1 - log_p.dim()) + log_p.shape)

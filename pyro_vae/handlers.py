@@ -1,7 +1,23 @@
 """Effect handlers shared by the trainer, the objectives and the evaluator."""
 
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.replay_messenger import ReplayMessenger
 from pyro.poutine.subsample_messenger import _Subsample
+from pyro.poutine.trace_messenger import TraceMessenger
+
+
+def lean_traces(model, guide, *args, **kwargs):
+    """(model trace, guide trace): z ~ guide, then the model replayed at it; nothing scored, nothing copied.
+
+    The messengers are used as context managers: ``poutine.trace(fn)`` would also build a handler
+    object (with ``functools.wraps``) per program per call, and record inputs and return values.
+    The traces keep the plates' subsample sites (``_Subsample``): no part of p or q, so skip them.
+    """
+    with TraceMessenger() as guide_tracer:
+        guide(*args, **kwargs)
+    with TraceMessenger() as model_tracer, ReplayMessenger(trace=guide_tracer.trace):
+        model(*args, **kwargs)
+    return model_tracer.trace, guide_tracer.trace
 
 
 class DataScale(Messenger):

@@ -34,6 +34,20 @@ def test_log_prob_and_gradients_equal_normal_to_event(learned):
     assert all(torch.allclose(a, b, rtol=1e-12) for a, b in zip(grads, expected))
 
 
+def test_broadcasting_either_way_and_the_gradient_in_the_value_equal_normal_to_event():
+    """K decoded means against one x (the IS estimator), one loc against K values (samples), and ∂/∂x."""
+    g = torch.Generator().manual_seed(1)
+    many_locs = torch.randn(3, 5, 7, generator=g, dtype=torch.float64).requires_grad_()
+    x = torch.randn(5, 7, generator=g, dtype=torch.float64).requires_grad_()
+    for loc, value in ((many_locs, x), (x, many_locs)):
+        ours, reference = IsotropicNormal(loc, 0.7), dist.Normal(loc, 0.7).to_event(1)
+        assert ours.log_prob(value).shape == reference.log_prob(value).shape == (3, 5)
+        assert torch.allclose(ours.log_prob(value), reference.log_prob(value), rtol=1e-12)
+        grads = torch.autograd.grad(ours.log_prob(value).sum(), [many_locs, x])
+        expected = torch.autograd.grad(reference.log_prob(value).sum(), [many_locs, x])
+        assert all(torch.allclose(a, b, rtol=1e-12) for a, b in zip(grads, expected))
+
+
 def test_the_formula_written_out():
     loc, x = loc_and_x()
     d, sigma = x.shape[-1], 0.3
