@@ -25,7 +25,6 @@ from pyro.poutine.util import prune_subsample_sites
 
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale, lean_traces
-from pyro_vae.memory import keep_freed_memory
 from pyro_vae.objectives import kl_per_dim
 
 _WRAPPERS = (torch.distributions.Independent, ExpandedDistribution, MaskedDistribution)
@@ -126,10 +125,6 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     the passes themselves run unvalidated, because checking the networks' outputs for every sample
     (``loc == loc`` over every pixel) took a large share of the time. A NaN there still shows as a NaN.
 
-    The passes allocate and free the same tens of MB over and over, so the process's allocator is asked
-    once to keep freed memory for reuse (:func:`pyro_vae.memory.keep_freed_memory`; glibc only;
-    ``PYRO_VAE_MALLOC=default`` leaves it as it is).
-
     Returns ``log_likelihood`` (mean over examples, nats), its standard error over examples
     ``log_likelihood_stderr``, ``bits_per_dim`` = −mean / (D ln 2) with D the size of one row of
     the first data tensor, ``num_samples``, and ``per_example`` (a CPU tensor).
@@ -145,7 +140,6 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
         batch_size = _even(n, max(1, min(n, max_pairs // num_samples)))
     chunk = _even(num_samples, max(1, min(num_samples, max_pairs // batch_size)))
     nesting, data_dim, checked = _plate_layout(model, guide, tuple(t[:2] for t in data), plate)
-    keep_freed_memory()
     # one buffer for the results and one for the support flags, not a small tensor per batch kept to the end:
     # those pin the heap between the passes' large blocks, and glibc's heap then grows with every pass
     values = outside = None
