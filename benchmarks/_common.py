@@ -112,7 +112,7 @@ def interleaved(variants: dict, repeats: int, timer: Timer, log=None) -> Timer:
     return timer
 
 
-def paired(variants: dict, base: str, repeats: int, timer: Timer, log=None) -> Timer:
+def paired(variants: dict, base: str, repeats: int, timer: Timer, log=None, first_round: int = 0) -> Timer:
     """Each round runs every variant right beside a run of ``base`` and records the ratio of the pair;
     ``base`` runs first in even rounds and second in odd ones, and the variants' order rotates.
 
@@ -120,17 +120,18 @@ def paired(variants: dict, base: str, repeats: int, timer: Timer, log=None) -> T
     medians does not: on the shared 2-core machine of docs/benchmarks.md the same epoch's time drifts
     a lot within minutes. There, the first run of a pair is also several % slower than the
     second whichever it is, so :meth:`Timer.ratio` joins each round with the next, where the order is
-    swapped (use an even number of rounds).
+    swapped (use an even number of rounds). ``first_round`` continues the numbering of an earlier call
+    on the same timer (rounds taken in blocks, with other measurements between them).
     """
     names = [name for name in variants if name != base]
-    for r in range(repeats):
+    for r in range(first_round, first_round + repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
             for run in ((base, name) if r % 2 == 0 else (name, base)):
                 timer.time(run, variants[run])
             pair = (timer.wall[name][-1] / timer.wall[base][-1], timer.cpu[name][-1] / timer.cpu[base][-1])
             timer.ratios.setdefault(name, []).append(pair)
             if log:
-                log(f"  round {r + 1}/{repeats} {name}: {timer.wall[name][-1]:.2f} s wall, {pair[0]:.3f}× {base}")
+                log(f"  round {r + 1} {name}: {timer.wall[name][-1]:.2f} s wall, {pair[0]:.3f}× {base}")
     return timer
 
 

@@ -143,12 +143,16 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     # one buffer for the results and one for the support flags, not a small tensor per batch kept to the end:
     # those pin the heap between the passes' large blocks, and glibc's heap then grows with every pass
     values = outside = None
+    plates = {}
     with pyro.validation_enabled(False):
         for i, (batch, _) in enumerate(_batches(data, batch_size)):
             start_row = i * batch_size
             total = None
             for start in range(0, num_samples, chunk):
-                with pyro.plate("num_samples", min(chunk, num_samples - start), dim=-(nesting + 1)):
+                size = min(chunk, num_samples - start)
+                if size not in plates:  # a plate can be entered again: built once per size, not per pass
+                    plates[size] = pyro.plate("num_samples", size, dim=-(nesting + 1))
+                with plates[size]:
                     model_trace, guide_trace = lean_traces(model, guide, *batch)
                 if start == 0 and checked:  # the data, once per batch, on the device: no host sync
                     flags = torch.stack([~model_trace.nodes[name]["fn"].support.check(
@@ -217,16 +221,17 @@ def _validates_values(fn) -> bool:
 
 def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
     """Σ over sites and over every dim but (sample, example) of the unscaled, masked log-densities."""
-    total = 0.0
+    total = None
+    keep = (0, nesting + 1 + data_dim)
+    other = [d for d in range(nesting + 1) if d not in keep]
     for site in trace.nodes.values():
         if site["type"] != "sample" or isinstance(site["fn"], _Subsample):
             continue
         log_p = scale_and_mask(site["fn"].log_prob(site["value"]), mask=site["mask"])
         log_p = log_p.reshape((1,) * (nesting + 1 - log_p.dim()) + log_p.shape)
-        keep = (0, nesting + 1 + data_dim)
-        other = [d for d in range(nesting + 1) if d not in keep]
-        total = total + (log_p.sum(other) if other else log_p)
-    return total
+        log_p = log_p.sum(other) if other else log_p
+        total = log_p if total is None else total + log_p
+    return 0.0 if total is None else total
 
 
 @torch.no_grad()
