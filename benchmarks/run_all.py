@@ -210,14 +210,16 @@ still checked against each observed site's support on the device, read back with
 host sync). `DiagonalNormal` computes Σ log σ once per example, not once per sample. Each pass traces
 guide and model with Pyro's messengers used as context managers (`pyro_vae.handlers.lean_traces`, the
 ELBOs' own): no handler objects per pass and no copies of the traces (`prune_subsample_sites` copied
-both); the plates' subsample sites are skipped when scoring.
+both); the plates' subsample sites are skipped when scoring, and the sample plate is built once per
+size, not once per pass.
 
 The per-datum loop scores with the model's own distributions, unvalidated, like the estimator's
 passes. At K = 1000 it already runs 1,000-row passes, about the size of the estimator's (2,000 rows),
 so the two do the same arithmetic in passes of nearly the same shape and differ by what Pyro costs per
 pass (two traced programs, three plates, the scoring loop): the "hand-written batched passes (no
-Pyro)" row runs the estimator's passes in plain PyTorch, and its distance to the estimator's row is
-that cost. The compute bound
+Pyro)" row runs the estimator's passes in plain PyTorch, and the profiles below the table split the
+three into matrix products, other tensor operations and Python, per pass. Both comparisons with the
+per-datum loop are paired (each run beside a per-datum run), as for training. The compute bound
 counts the decoder's matrix products only, at the best rate measured on its own shapes; the
 hand-written passes show that the model's elementwise work (the squared error, ReLU, bias, sampling
 and scoring z) keeps even code without any framework well above it, see the profile below the table.
