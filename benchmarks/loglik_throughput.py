@@ -188,6 +188,14 @@ def main():
               "hand-written batched passes (no Pyro)": math.ceil(100 / pass_shape(100, num_samples, 784)[0]),
               BASE: 100}
     prof_wall, parts, self_s = profiled["log_likelihood (default)"]
+    print(f"Data: {source}, test images; Gaussian likelihood (c = {C}), 784-400-50; decoder forward "
+          f"{flops / 1e3:.0f} kFLOP per pair; torch threads: {args.threads}; after a warm-up, {args.repeats} rounds "
+          f"in which each variant runs right beside a per-datum run (first in one round, second in the next): "
+          f"\"wall s\" is the median run, \"time vs per-datum\" the median of the paired ratios. Matmul rate "
+          f"on the decoder's shapes: best {rate / 1e9:.0f} GFLOP/s, median {sorted(rates)[len(rates) // 2] / 1e9:.0f} "
+          f"GFLOP/s of {len(rates)} measurements in this run.\n")
+    print(table(["K", "images", "estimator", "k pairs/s", "wall s", "time ÷ bound's time",
+                 "time vs per-datum", "ratio of each pair"], rows))
     print(f"\nWhere the K=1000 estimate's time goes (torch.profiler, the fastest of 3 runs of 100 images, {prof_wall:.2f} s "
           f"wall under the profiler, which adds a few µs per op to the Python share):\n")
     print(table(["part", "s", "share of wall"], profile_rows(prof_wall, parts, self_s)))
