@@ -11,9 +11,10 @@
 Both are ``dist.Normal(loc, scale).to_event(1)`` with the same values and gradients (tested), made
 for the training step's fixed cost. Normal broadcasts σ to loc's shape and computes σ², log σ and a
 division for every pixel, forward and backward, which on a CPU takes longer than the decoder's matrix
-products; the squared error is all ``IsotropicNormal`` computes, in one fused pass (``mse_loss``). ``DiagonalNormal`` is one object
-instead of two (``Independent`` of ``Normal``), and ``expand`` to the shape it already has (which
-``pyro.plate`` asks of every site on every step) returns it unchanged instead of building two more.
+products; the squared error is all ``IsotropicNormal`` computes, in one fused pass (``mse_loss``).
+``DiagonalNormal`` is one object instead of two (``Independent`` of ``Normal``), and ``expand`` to the
+shape it already has (which ``pyro.plate`` asks of every site on every step) returns it unchanged
+instead of building two more.
 
 ``IndependentBernoulli(logits)`` = Π_j Bernoulli(x_j; sigmoid(logits_j)):
 
