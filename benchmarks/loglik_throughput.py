@@ -33,7 +33,7 @@ import pyro
 
 from _common import BIG, Timer, build, log, paired, parse_args, table, training_images, write_json
 from pyro_vae.distributions import DiagonalNormal
-from pyro_vae.evaluate import log_likelihood
+from pyro_vae.evaluate import log_likelihood, pass_shape
 
 C = 0.1
 BASE = "per-datum loop"
@@ -57,20 +57,10 @@ def per_datum(model, guide, x: torch.Tensor, num_samples: int) -> torch.Tensor:
     return torch.cat(out) - math.log(num_samples)
 
 
-def pass_shape(n: int, num_samples: int, dims: int) -> tuple[int, int]:
-    """(images, samples) per pass of the estimator with its default ``max_pairs``, split as it splits."""
-    def even(total, most):  # equal parts of at most ``most``
-        return -(-total // -(-total // most))
-
-    max_pairs = 2 ** 21 // dims
-    batch = even(n, max(1, min(n, max_pairs // num_samples)))
-    return batch, even(num_samples, max(1, min(num_samples, max_pairs // batch)))
-
-
 @torch.no_grad()
 def hand_batched(model, guide, x: torch.Tensor, num_samples: int) -> torch.Tensor:
     """The estimator's passes (its default batch and chunk sizes) without Pyro."""
-    batch, chunk = pass_shape(x.shape[0], num_samples, x[0].numel())
+    batch, chunk = pass_shape(x.shape[0], x[0].numel(), num_samples)
     out = []
     with pyro.validation_enabled(False):
         for i in range(0, x.shape[0], batch):
@@ -184,9 +174,9 @@ def main():
         ("log_likelihood (default)", lambda: log_likelihood(model, guide, x, num_samples)),
         ("hand-written batched passes (no Pyro)", lambda: hand_batched(model, guide, x, num_samples)),
         (BASE, lambda: per_datum(model, guide, x, num_samples)))}
-    passes = {"log_likelihood (default)": math.ceil(100 / pass_shape(100, num_samples, 784)[0]),
-              "hand-written batched passes (no Pyro)": math.ceil(100 / pass_shape(100, num_samples, 784)[0]),
-              BASE: 100}
+    batched_passes = math.ceil(x.shape[0] / pass_shape(x.shape[0], x[0].numel(), num_samples)[0])
+    passes = {"log_likelihood (default)": batched_passes, "hand-written batched passes (no Pyro)": batched_passes,
+              BASE: x.shape[0]}  # one image per pass
     prof_wall, parts, self_s = profiled["log_likelihood (default)"]
     print(f"Data: {source}, test images; Gaussian likelihood (c = {C}), 784-400-50; decoder forward "
           f"{flops / 1e3:.0f} kFLOP per pair; torch threads: {args.threads}; after a warm-up, {args.repeats} rounds "

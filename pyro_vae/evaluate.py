@@ -131,14 +131,7 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     """
     data = (data,) if isinstance(data, torch.Tensor) else tuple(data)
     n, dims = data[0].shape[0], data[0][0].numel()
-    # ~8 MB of float32 per (sample, example) tensor: larger passes run at memory speed, much smaller ones
-    # spread Pyro's fixed cost per pass over too few pairs (benchmarks/loglik_throughput.py)
-    max_pairs = max_pairs or max(1, 2 ** 21 // dims)
-    if num_samples < 1 or max_pairs < 1:
-        raise UserError(f"num_samples and max_pairs must be >= 1, got {num_samples} and {max_pairs}")
-    if batch_size is None:  # equal batches and chunks: no last pass that pays the fixed cost for a few pairs
-        batch_size = _even(n, max(1, min(n, max_pairs // num_samples)))
-    chunk = _even(num_samples, max(1, min(num_samples, max_pairs // batch_size)))
+    batch_size, chunk = pass_shape(n, dims, num_samples, max_pairs, batch_size)
     nesting, data_dim, checked = _plate_layout(model, guide, tuple(t[:2] for t in data), plate)
     # one buffer for the results and one for the support flags, not a small tensor per batch kept to the end:
     # those pin the heap between the passes' large blocks, and glibc's heap then grows with every pass
@@ -176,6 +169,23 @@ def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], nu
     stderr = float(values.std() / math.sqrt(n)) if n > 1 else 0.0
     return {"log_likelihood": mean, "log_likelihood_stderr": stderr, "bits_per_dim": -mean / (dims * math.log(2)),
             "num_samples": num_samples, "per_example": values}
+
+
+def pass_shape(n: int, dims: int, num_samples: int, max_pairs: int | None = None,
+               batch_size: int | None = None) -> tuple[int, int]:
+    """(examples, samples) per pass of :func:`log_likelihood` for ``n`` examples of ``dims`` numbers each.
+
+    ``max_pairs`` defaults to 2²¹ / dims, about 8 MB of float32 per (sample, example) tensor: larger passes
+    run at memory speed, much smaller ones spread Pyro's fixed cost per pass over too few pairs
+    (benchmarks/loglik_throughput.py). Batches and chunks are split into equal parts, so no last pass pays
+    the fixed cost for a few pairs.
+    """
+    max_pairs = max_pairs or max(1, 2 ** 21 // dims)
+    if num_samples < 1 or max_pairs < 1:
+        raise UserError(f"num_samples and max_pairs must be >= 1, got {num_samples} and {max_pairs}")
+    if batch_size is None:
+        batch_size = _even(n, max(1, min(n, max_pairs // num_samples)))
+    return batch_size, _even(num_samples, max(1, min(num_samples, max_pairs // batch_size)))
 
 
 def _even(total: int, most: int) -> int:
