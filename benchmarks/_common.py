@@ -50,10 +50,14 @@ def parse_args(description: str, extra=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: all cores, or 1 when the machine is busy)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per variant (median reported)")
+    parser.add_argument("--target-rounds", type=int, default=20,
+                        help="paired rounds in all for the variants a target is checked on (an even number; "
+                             "10 pairs of rounds give a 98%% interval for the median ratio)")
     parser.add_argument("--json", help="also write the key numbers to this JSON file (for run_all.py)")
     if extra:
         extra(parser)
     args = parser.parse_args()
+    args.target_rounds = max(args.repeats, args.target_rounds + args.target_rounds % 2)
     args.threads = set_threads(args.threads)
     return args
 
@@ -91,13 +95,47 @@ class Timer:
     def median(self, name: str, cpu: bool = False) -> float:
         return statistics.median((self.cpu if cpu else self.wall)[name])
 
+    def joined(self, name: str, cpu: bool = False) -> list[float]:
+        """From :func:`paired`: per two consecutive rounds, the geometric mean of the ratio where the
+        variant ran first and the one where it ran second (the order effect cancels)."""
+        r = [pair[cpu] for pair in self.ratios[name]]
+        return [math.sqrt(a * b) for a, b in zip(r[::2], r[1::2])] if len(r) > 1 else r
+
     def ratio(self, name: str, base: str, cpu: bool = False) -> float:
-        """From :func:`paired`: the median, over consecutive rounds, of the geometric mean of the round
-        where the variant ran first and the one where it ran second; else the ratio of the medians."""
+        """The median of :meth:`joined` where paired, else the ratio of the medians."""
         if name in self.ratios:
-            r = [pair[cpu] for pair in self.ratios[name]]
-            return statistics.median(math.sqrt(a * b) for a, b in zip(r[::2], r[1::2])) if len(r) > 1 else r[0]
+            return statistics.median(self.joined(name, cpu))
         return 1.0 if name == base else self.median(name, cpu) / self.median(base, cpu)
+
+    def interval(self, name: str, cpu: bool = False) -> tuple[float, float, float] | None:
+        """:func:`median_interval` of :meth:`joined`; None with fewer than two (too few rounds)."""
+        return median_interval(self.joined(name, cpu)) if len(self.ratios.get(name, [])) >= 4 else None
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(low, high, coverage): a distribution-free confidence interval for the median of ``values``.
+
+    The order statistics (x₍ⱼ₎, x₍ₙ₊₁₋ⱼ₎) cover the median with probability 1 − 2·P(Binomial(n, ½) < j),
+    whatever the distribution; j is the largest with coverage ≥ ``level``. With too few values for that,
+    (min, max) with its lower coverage (3 values: 75%, 10 values: (x₍₂₎, x₍₉₎), 98%).
+    """
+    xs, n = sorted(values), len(values)
+
+    def coverage(j):
+        return 1 - 2 * sum(math.comb(n, i) for i in range(j)) / 2 ** n
+
+    j = 1
+    while j < n // 2 and coverage(j + 1) >= level:
+        j += 1
+    return xs[j - 1], xs[n - j], coverage(j)
+
+
+def interval_text(bounds: tuple[float, float, float] | None) -> str:
+    """``1.03–1.12`` with the coverage when it falls short of 95% (too few rounds)."""
+    if bounds is None:
+        return ""
+    low, high, cover = bounds
+    return f"{low:.2f}–{high:.2f}" + ("" if cover >= 0.95 else f" ({cover:.0%} only)")
 
 
 def interleaved(variants: dict, repeats: int, timer: Timer, log=None) -> Timer:
@@ -144,10 +182,15 @@ def write_json(args: argparse.Namespace, results: dict) -> None:
 
 
 def summary(timer: Timer, names, base: str) -> dict:
-    """Medians and ratios to ``base`` of every variant, wall and CPU (paired ratios where measured)."""
-    return {name: {"wall": timer.median(name), "cpu": timer.median(name, cpu=True),
-                   "ratio_wall": timer.ratio(name, base), "ratio_cpu": timer.ratio(name, base, cpu=True)}
-            for name in names}
+    """Medians and ratios to ``base`` of every variant, wall and CPU (paired ratios, and the intervals
+    of :func:`median_interval` for them, where measured)."""
+    out = {}
+    for name in names:
+        out[name] = {"wall": timer.median(name), "cpu": timer.median(name, cpu=True),
+                     "ratio_wall": timer.ratio(name, base), "ratio_cpu": timer.ratio(name, base, cpu=True)}
+        if timer.ratios.get(name):
+            out[name].update(interval_wall=timer.interval(name), interval_cpu=timer.interval(name, cpu=True))
+    return out
 
 
 def table(header: list[str], rows: list[list]) -> str:
