@@ -170,7 +170,7 @@ within minutes (see the ratios of each pair), and a ratio of two medians taken m
 """
 
 VERDICTS = """Each paired ratio comes with a 95% confidence interval for its median (distribution-free, from
-the order statistics of the per-round ratios: `benchmarks/_common.py: median_interval`); the variants
+the order statistics of the ratios of consecutive rounds: `benchmarks/_common.py: median_interval`); the variants
 held to a target run {target_rounds} rounds, the others {repeats}. A target is **met** when the interval lies at or below it,
 for the wall-clock and the CPU-time ratio alike, **not met** when an interval lies wholly above it, and
 **undecided** when an interval spans it: this run cannot tell the ratio from the target, and a rerun
