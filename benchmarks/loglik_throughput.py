@@ -1,7 +1,7 @@
 """Importance-sampled log-likelihood: throughput in (image, sample) pairs per second against a per-datum loop
 and the compute bound.
 
-    .venv/bin/python benchmarks/loglik_throughput.py [--threads N] [--repeats 3]
+    .venv/bin/python benchmarks/loglik_throughput.py [--threads N] [--repeats 3] [--target-rounds 20]
 
 The lecture's default VAE (Gaussian likelihood, c = 0.1) with the 784-400-50 network, on Fashion-MNIST
 test images (else MNIST-5k), K samples z ~ q(z|x) per image:

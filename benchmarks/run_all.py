@@ -1,6 +1,6 @@
 """Runs every speed benchmark and writes docs/benchmarks.md from what they measure (``make bench``).
 
-    .venv/bin/python benchmarks/run_all.py [--threads N] [--repeats 6] [--out docs/benchmarks.md]
+    .venv/bin/python benchmarks/run_all.py [--threads N] [--repeats 6] [--target-rounds 20] [--out docs/benchmarks.md]
 
 Each benchmark runs in its own process, prints its markdown section, and leaves its key numbers in a
 JSON file; the headline table and the verdicts below are computed from those numbers, not typed.

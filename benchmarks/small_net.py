@@ -1,6 +1,6 @@
 """Small-net overhead regime: a 784-64-8 VAE, where per-step Python, not arithmetic, sets the pace.
 
-    .venv/bin/python benchmarks/small_net.py [--threads N] [--repeats 3]
+    .venv/bin/python benchmarks/small_net.py [--threads N] [--repeats 3] [--target-rounds 20]
 
 One epoch (60,000 rows, batch 256, Bernoulli likelihood) of: the hand-written PyTorch loop (with fit's
 optimizer, fused Adam, and with ``torch.optim.Adam``'s defaults), ``fit``

@@ -1,6 +1,6 @@
 """Training epoch: our ``fit`` against a hand-written PyTorch loop and a loop in the style of Pyro's VAE example.
 
-    .venv/bin/python benchmarks/train_epoch.py [--threads N] [--repeats 3] [--likelihoods bernoulli gaussian]
+    .venv/bin/python benchmarks/train_epoch.py [--threads N] [--repeats 3] [--target-rounds 20] [--likelihoods bernoulli gaussian]
 
 784-400-50 MLP VAE, batch 256, Adam(lr 1e-3), one epoch over 60,000 images (Fashion-MNIST from the
 Debian package, else MNIST-5k repeated). All variants train the same networks (same initial weights):
