@@ -1,10 +1,11 @@
 """Shared by the speed benchmarks: the data, the networks, timing, threads and markdown tables.
 
-Every benchmark times its variants side by side in one process, interleaved (variant A, B, C, then
-again A, B, C, ...), after a warm-up, and reports the median of the repeats: a slow spell of a shared
-machine then hits every variant alike. Comparisons with a baseline (the hand-written loop) pair every
-run with a run of the baseline beside it and report the median of those ratios (:func:`paired`). Wall-clock seconds are what a user waits; CPU seconds of the
-process are shown next to them because other processes on the machine inflate the former much more.
+Every benchmark times its variants side by side in one process, after a warm-up. Comparisons with a
+baseline (the hand-written loop, the per-datum loop) pair every run with a run of the baseline beside
+it and report the median of those ratios with a confidence interval (:func:`paired`,
+:func:`median_interval`): a slow spell of the shared machine then hits both runs of a pair alike.
+Wall-clock seconds are what a user waits; CPU seconds of the process are shown next to them because
+other processes on the machine inflate the former much more.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class Timer:
         return 1.0 if name == base else self.median(name, cpu) / self.median(base, cpu)
 
     def interval(self, name: str, cpu: bool = False) -> tuple[float, float, float] | None:
-        """:func:`median_interval` of :meth:`joined`; None with fewer than two (too few rounds)."""
+        """:func:`median_interval` of :meth:`joined`; None below two joined values (four rounds)."""
         return median_interval(self.joined(name, cpu)) if len(self.ratios.get(name, [])) >= 4 else None
 
 
@@ -130,24 +131,12 @@ def median_interval(values: list[float], level: float = 0.95) -> tuple[float, fl
     return xs[j - 1], xs[n - j], coverage(j)
 
 
-def interval_text(bounds: tuple[float, float, float] | None) -> str:
-    """``1.03–1.12`` with the coverage when it falls short of 95% (too few rounds)."""
+def interval_text(bounds: tuple[float, float, float] | None, prefix: str = "") -> str:
+    """``prefix`` + ``1.03–1.12``, with the coverage when it falls short of 95% (too few rounds); "" for None."""
     if bounds is None:
         return ""
     low, high, cover = bounds
-    return f"{low:.2f}–{high:.2f}" + ("" if cover >= 0.95 else f" ({cover:.0%} only)")
-
-
-def interleaved(variants: dict, repeats: int, timer: Timer, log=None) -> Timer:
-    """Runs every variant ``repeats`` times, rotating the order each round so no variant always goes first."""
-    names = list(variants)
-    for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            timer.time(name, variants[name])
-            if log:
-                log(f"  repeat {r + 1}/{repeats} {name}: {timer.wall[name][-1]:.2f} s wall")
-    return timer
+    return f"{prefix}{low:.2f}–{high:.2f}" + ("" if cover >= 0.95 else f" ({cover:.0%} only)")
 
 
 def paired(variants: dict, base: str, repeats: int, timer: Timer, log=None, first_round: int = 0) -> Timer:

@@ -37,7 +37,7 @@ from pyro_vae.distributions import DiagonalNormal
 from pyro_vae.evaluate import log_likelihood, pass_shape
 
 C = 0.1
-BASE, TARGET = "per-datum loop", "log_likelihood (default)"
+BASE, TARGET, HAND = "per-datum loop", "log_likelihood (default)", "hand-written batched passes (no Pyro)"
 MATMUL = ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul")
 
 
@@ -143,8 +143,8 @@ def main():
             TARGET: lambda: log_likelihood(model, guide, x, num_samples)["log_likelihood"],
             "log_likelihood, max_pairs=65536 (before)": lambda: log_likelihood(
                 model, guide, x, num_samples, max_pairs=65536)["log_likelihood"],
-            "per-datum loop": lambda: float(per_datum(model, guide, x, num_samples).mean()),
-            "hand-written batched passes (no Pyro)": lambda: float(hand_batched(model, guide, x, num_samples).mean()),
+            BASE: lambda: float(per_datum(model, guide, x, num_samples).mean()),
+            HAND: lambda: float(hand_batched(model, guide, x, num_samples).mean()),
         }
         log(f"loglik_throughput: K={num_samples}, {n} images")
         for fn in variants.values():  # warm-up
@@ -176,10 +176,10 @@ def main():
     x, num_samples = images[:100], 1000
     profiled = {name: profile(fn) for name, fn in (
         (TARGET, lambda: log_likelihood(model, guide, x, num_samples)),
-        ("hand-written batched passes (no Pyro)", lambda: hand_batched(model, guide, x, num_samples)),
+        (HAND, lambda: hand_batched(model, guide, x, num_samples)),
         (BASE, lambda: per_datum(model, guide, x, num_samples)))}
     batched_passes = math.ceil(x.shape[0] / pass_shape(x.shape[0], x[0].numel(), num_samples)[0])
-    passes = {TARGET: batched_passes, "hand-written batched passes (no Pyro)": batched_passes,
+    passes = {TARGET: batched_passes, HAND: batched_passes,
               BASE: x.shape[0]}  # one image per pass
     prof_wall, parts, self_s = profiled[TARGET]
     print(f"Data: {source}, test images; Gaussian likelihood (c = {C}), 784-400-50; decoder forward "
@@ -199,7 +199,7 @@ def main():
                 [[name, passes[name], f"{w:.3f}", f"{p['matmul']:.3f}", f"{p['elementwise']:.3f}", f"{p['python']:.3f}",
                   f"{1e3 * p['python'] / passes[name]:.2f}"] for name, (w, p, _) in profiled.items()]))
     bound_s = 100 * num_samples / bound
-    hand_wall, hand_parts, _ = profiled["hand-written batched passes (no Pyro)"]
+    hand_wall, hand_parts, _ = profiled[HAND]
     extra = parts["python"] - hand_parts["python"]
     print(f"\nAt K=1000 the bound's time is {bound_s:.2f} s. Under the profiler the estimator took {prof_wall:.2f} s: "
           f"matrix products {parts['matmul']:.2f} s ({100 * num_samples * flops / parts['matmul'] / 1e9:.0f} GFLOP/s "

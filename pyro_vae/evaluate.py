@@ -32,8 +32,7 @@ _WRAPPERS = (torch.distributions.Independent, ExpandedDistribution, MaskedDistri
 
 def _sample_traces(model, guide, *batch):
     """(guide trace, model trace): one joint draw z ~ q, then the model replayed at it."""
-    guide_trace = poutine.trace(guide).get_trace(*batch)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch)
+    model_trace, guide_trace = lean_traces(model, guide, *batch)
     # a plate's own subsample site is no part of p or q (Pyro's ELBOs drop it too); it also lives on the
     # default device, not the data's
     return prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
