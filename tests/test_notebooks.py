@@ -55,7 +55,6 @@ def test_notebook_runs(path, kernel_dir, monkeypatch, tmp_path):
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JUPYTER_PATH", f"{kernel_dir}{os.pathsep}{os.environ.get('JUPYTER_PATH', '')}")
     monkeypatch.setenv("PYRO_VAE_NOTEBOOK_FAST", "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     monkeypatch.chdir(tmp_path)  # anything a notebook writes with a relative path lands here
     notebook = nbformat.read(path, as_version=4)
