@@ -24,7 +24,7 @@ class Gaussian(nn.Module):
     more against reconstruction (smoother, blurrier codes); a small c favours sharp reconstructions.
     """
 
-    def __init__(self, c: float = 1.0):
+    def __init__(self, c: float):
         super().__init__()
         self.c = float(c)
 
@@ -56,7 +56,7 @@ class GaussianLearned(nn.Module):
     # unscaled, log σ would need ~1,500 steps at lr 1e-3 to go from c = 1 to c ≈ 0.05
     SPEED = 10.0
 
-    def __init__(self, c: float = 1.0):
+    def __init__(self, c: float):
         super().__init__()
         self.log_sigma = nn.Parameter(torch.tensor(0.5 * math.log(c) / self.SPEED))
 
@@ -86,8 +86,12 @@ LIKELIHOODS = {"gaussian": Gaussian, "gaussian-learned": GaussianLearned, "berno
                "continuous-bernoulli": ContinuousBernoulli}
 
 
-def make(name: str, c: float = 1.0) -> nn.Module:
+def make(name: str, c: float | None = None) -> nn.Module:
     """A likelihood by its CLI name; ``c`` is the Gaussian variance (for gaussian-learned, its start)."""
     if name not in LIKELIHOODS:
         raise UserError(f"unknown likelihood {name!r}: choose one of {', '.join(LIKELIHOODS)}")
-    return LIKELIHOODS[name](c) if name.startswith("gaussian") else LIKELIHOODS[name]()
+    if name.startswith("gaussian"):
+        if c is None:
+            raise UserError(f"the {name} likelihood needs its variance c (the default is pyro_vae.settings.VAE.c)")
+        return LIKELIHOODS[name](c)
+    return LIKELIHOODS[name]()

@@ -15,35 +15,14 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from pyro_vae.errors import UserError
-
-
-class Interval(NamedTuple):
-    """How often to checkpoint: every ``n`` ``unit`` ("epochs" or "steps")."""
-
-    n: int
-    unit: str
-
-    def __str__(self):
-        return f"{self.n}{self.unit}"
-
-
-def interval(value: int | str) -> Interval:
-    """``2``, ``"2"`` or ``"2epochs"`` → every 2 epochs; ``"500steps"`` → every 500 optimizer steps."""
-    match = re.fullmatch(r"\s*(\d+)\s*(epochs?|steps?)?\s*", str(value))
-    if isinstance(value, bool) or not match or int(match[1]) <= 0:
-        raise UserError(f"--checkpoint-every takes N, Nepochs or Nsteps with N > 0 (e.g. 2epochs or 500steps), "
-                        f"got {value!r}")
-    unit = (match[2] or "epochs").rstrip("s") + "s"
-    return Interval(int(match[1]), unit)
+from pyro_vae.settings import Interval, interval  # noqa: F401  (the checkpoint interval, parsed once)
 
 
 def save(state: dict, path: str | os.PathLike) -> None:

@@ -227,3 +227,14 @@ def check_values(x: torch.Tensor, likelihood: str) -> None:
     if likelihood in ("bernoulli", "continuous-bernoulli") and bool((x < 0).any() | (x > 1).any()):
         raise UserError(f"the {likelihood} likelihood needs values in [0, 1], but the data has values in "
                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]: rescale it or use --likelihood gaussian")
+
+
+def binarize_batch(batch: tuple) -> tuple:
+    """Dynamic binarization: a fresh x ~ Bernoulli(grey level) each time a row is visited."""
+    return (torch.bernoulli(batch[0]), *batch[1:])
+
+
+def binarized_test(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The test set binarized once, the same way in every run and in ``pyro-vae evaluate``."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.bernoulli(x, generator=generator)

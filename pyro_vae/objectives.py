@@ -21,15 +21,15 @@ import torch
 from torch.distributions import Independent, kl_divergence
 
 from pyro.distributions.util import scale_and_mask
-from pyro.infer import ELBO, Trace_ELBO
+from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO
 from pyro.infer.elbo import ELBOModule
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 
 from pyro_vae import elbos
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import SiteScale
+from pyro_vae.settings import ELBOS
 
-ELBOS = ("trace", "meanfield", "iwae")
 
 
 def scale_latents(beta: float) -> SiteScale:
@@ -106,6 +106,9 @@ def make_elbo(name: str, particles: int = 1, free_bits: float = 0.0,
     """The Pyro ELBO behind ``--elbo NAME --particles K [--free-bits λ]``, particles vectorized."""
     if name == "iwae":
         return IWAE(particles, max_plate_nesting)
+    if name == "enum":  # discrete sites marked infer={"enumerate": "parallel"} are summed out exactly
+        return TraceEnum_ELBO(num_particles=particles, vectorize_particles=particles > 1,
+                              max_plate_nesting=max_plate_nesting)
     if free_bits > 0:
         return FreeBitsELBO(free_bits, particles, analytic_kl=name == "meanfield",
                             max_plate_nesting=max_plate_nesting)
@@ -130,6 +133,9 @@ def _check(elbo, particles, beta, kl_warmup, free_bits) -> None:
     if isinstance(elbo, ELBO) and (particles != 1 or free_bits):
         raise UserError("particles and free_bits belong to the named objectives (trace, meanfield, iwae); "
                         "a Pyro ELBO instance brings its own num_particles")
+    if elbo == "enum" and free_bits > 0:
+        raise UserError("--free-bits clamps a closed-form or Monte Carlo KL per dimension: use --elbo trace or "
+                        "meanfield with --free-bits")
     if elbo == "iwae" and free_bits > 0:
         raise UserError("--free-bits clamps the KL term, which the IWAE bound does not have: "
                         "use --elbo trace or meanfield with --free-bits")

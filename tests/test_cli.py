@@ -125,7 +125,7 @@ def test_help_of_every_subcommand(capsys):
         assert text.startswith(f"usage: pyro-vae {name}") and "-h, --help" in text
         assert name not in ("evaluate", "sample", "plot") or "RUN" in text
     text = help_text("train")
-    for words in ("--latent-dim", "default 2", "observation variance c", "KL", "--likelihood", "--resume",
+    for words in ("--latent-dim", "default: 2", "observation variance c", "KL", "--likelihood", "--resume",
                   "--hidden", "--epochs", "--batch-size", "--lr", "--seed", "--out", "mnist-5k"):
         assert words in text, words
     assert "ELBO" in help_text("evaluate") and "N(0, I)" in help_text("sample")

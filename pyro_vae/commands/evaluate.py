@@ -11,7 +11,7 @@ from pyro import poutine
 from pyro_vae import data as datasets
 from pyro_vae import runs
 from pyro_vae.commands.options import add_device, positive_int
-from pyro_vae.commands.train import binarized_test
+from pyro_vae.data import binarized_test
 from pyro_vae.evaluate import elbo_parts, kl_per_dimension, log_likelihood, reconstruction_mse
 from pyro_vae.train import resolve_device
 
