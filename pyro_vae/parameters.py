@@ -109,6 +109,17 @@ def _check_sites(model_trace, guide_trace, batch, num_data: int, plate: str) -> 
                             "--plate NAME), or train on the full data (batch size = N)")
 
 
+@torch.no_grad()
+def to_device(model: Callable, guide: Callable, device: torch.device) -> tuple[Callable, Callable]:
+    """Moves a program's modules and the param store's values to ``device`` in place; returns (model, guide)."""
+    for module in owners(model, guide):
+        module.to(device)
+    for _, p in pyro.get_param_store().named_parameters():
+        if p.device != device:
+            p.data = p.data.to(device)
+    return model, guide
+
+
 def state(model: Callable, guide: Callable, names: list[str]) -> dict:
     """The program's parameters as states: its modules' ``state_dict`` s and its ``pyro.param`` values."""
     store = dict(pyro.get_param_store().named_parameters())  # unconstrained values, as optimized

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import pyro
+
 from pyro_vae import checkpoint as ckpt
 from pyro_vae import parameters, settings
 from pyro_vae import program as programs
@@ -112,6 +114,7 @@ def load(path: str | Path) -> Run:
         from pyro_vae import data
 
         dataset = data.load(config["dataset"], config.get("data_dir"))
+        pyro.clear_param_store()  # the run's pyro.param values come from its checkpoint, none from earlier programs
         model, guide = build(config, dataset)
         rows = dataset.test[:2] if not config.get("index") else dataset.train[:2]
         batch = (rows, row_index(rows)) if config.get("index") else (rows,)

@@ -130,7 +130,8 @@ def fit(model: Callable, guide: Callable, data, *, test_data: Data | None = None
             # Pyro warns of a NaN loss on every step; the guard below stops the run with one line instead
             warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarning)
             trainer = Trainer(model, guide, _as_tuple(data), _as_tuple(test_data), objective or Trace_ELBO(),
-                              settings, run, config, optimizer, scheduler, evaluator, transform, callbacks, quiet)
+                              settings, run, config, optimizer, scheduler, evaluator, transform, callbacks, quiet,
+                              resuming=state is not None)
             return trainer.loop(state)
     except BaseException:
         if run is not None and distributed.rank_and_world()[0] == 0:
@@ -147,7 +148,7 @@ class Trainer:
     """
 
     def __init__(self, model, guide, data, test_data, objective, settings: Training, run, config, optimizer,
-                 scheduler, evaluator, transform, callbacks, quiet):
+                 scheduler, evaluator, transform, callbacks, quiet, resuming: bool = False):
         self.rank, self.world = distributed.rank_and_world()
         _check_data(data, settings, self.world)
         self.model, self.guide, self.objective, self.settings, self.run = model, guide, objective, settings, run
@@ -163,6 +164,8 @@ class Trainer:
         self.order = torch.Generator(device=self.device)  # the data order: the same on every rank
         self.order.manual_seed(settings.seed)
         pyro.set_rng_seed(settings.seed + self.rank)  # the noise, and lazily made parameters' initial values
+        if resuming:  # the checkpoint holds every pyro.param value: none may come from an earlier program
+            pyro.clear_param_store()
         first = tuple(t[: min(settings.batch_size, self.num_data)] for t in self.data)
         self.params, self.param_names = parameters.initialize(model, guide, first, self.device, self.num_data,
                                                               settings.plate)

@@ -9,7 +9,7 @@ import torch
 from pyro import poutine
 
 from pyro_vae import data as datasets
-from pyro_vae import runs
+from pyro_vae import parameters, runs
 from pyro_vae.commands.options import add_device, positive_int
 from pyro_vae.data import binarized_test
 from pyro_vae.evaluate import elbo_parts, kl_per_dimension, log_likelihood, reconstruction_mse
@@ -37,7 +37,7 @@ def run(args) -> None:
     device = resolve_device(args.device)
     dataset = datasets.load(result.config["dataset"], result.config.get("data_dir")).to(device)
     test = binarized_test(dataset.test) if result.config.get("binarize") else dataset.test
-    model, guide = result.model.to(device), result.guide.to(device)
+    model, guide = parameters.to_device(result.model, result.guide, device)
     torch.manual_seed(args.seed)
     parts = elbo_parts(model, guide, test, args.batch_size)
     report = {"run": str(args.run_dir), "test_examples": test.shape[0],
