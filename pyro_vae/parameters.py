@@ -104,9 +104,9 @@ def _check_sites(model_trace, guide_trace, batch, num_data: int, plate: str) -> 
         if site["is_observed"] and per_example and batch_size < num_data and not site["infer"].get("is_auxiliary") \
                 and not any(f.name == plate or f.size == num_data for f in site["cond_indep_stack"]):
             raise UserError(f"the model's observed site {name!r} lies outside pyro.plate({plate!r}, ...): minibatches "
-                            f"of {batch_size} of {num_data} rows must be scaled by N/B there; wrap per-example sites "
-                            f"in `with pyro.plate({plate!r}, x.shape[0]):` or name your own plate (plate=NAME, "
-                            "--plate NAME), or train on the full data (batch size = N)")
+                            f"of {batch_size} of {num_data} rows must be scaled by N/B there; put per-example sites "
+                            f"in pyro.plate({plate!r}, x.shape[0]), name your own plate with plate=NAME (--plate "
+                            "NAME), or train on the full data (batch size = N)")
 
 
 @torch.no_grad()

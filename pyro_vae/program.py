@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import types
 from pathlib import Path
 from typing import Callable
 
@@ -49,7 +50,8 @@ def load(spec: str, dataset=None) -> tuple[Callable, Callable]:
     except Exception as error:
         raise UserError(f"--program: running {file.name} failed: {type(error).__name__}: {error}") from None
     if not hasattr(module, name):
-        found = ", ".join(n for n in vars(module) if not n.startswith("_")) or "nothing"
+        found = ", ".join(n for n, v in vars(module).items()
+                          if not n.startswith("_") and not isinstance(v, types.ModuleType)) or "nothing"
         raise UserError(f"--program: {file.name} has no {name!r}; it defines: {found}")
     return _pair(getattr(module, name), name, dataset, file.name)
 
@@ -71,4 +73,4 @@ def _pair(obj, name: str, dataset, file: str, called: bool = False) -> tuple[Cal
             raise UserError(f"--program: {file}:{name}(...) failed: {type(error).__name__}: {error}") from None
         return _pair(made, name, dataset, file, called=True)
     raise UserError(f"--program {file}:{name} must be a (model, guide) pair, an object with .model and .guide, or a "
-                    f"function returning one; {'it returned' if called else 'it is'} a {type(obj).__name__}")
+                    f"function returning one; {'it returned' if called else 'it is'} an object of type {type(obj).__name__}")

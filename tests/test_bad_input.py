@@ -189,6 +189,63 @@ def _(d, run):
             "--out", f"{d}/run"], d / "run"
 
 
+PROGRAM_HEADER = "import pyro\nimport pyro.distributions as dist\nimport torch\n\n"
+
+
+def program_file(d: Path, body: str) -> str:
+    (d / "prog.py").write_text(PROGRAM_HEADER + body)
+    return str(d / "prog.py")
+
+
+def train_program(d, spec):
+    return TRAIN + ["--dataset", small_npy(d), "--program", spec, "--out", f"{d}/run"], d / "run"
+
+
+@case("--program file that does not exist")
+def _(d, run):
+    return train_program(d, f"{d}/missing.py:build")
+
+
+@case("--program without :NAME")
+def _(d, run):
+    return train_program(d, program_file(d, "pair = None\n"))
+
+
+@case("--program NAME the file does not define")
+def _(d, run):
+    return train_program(d, program_file(d, "def model(x):\n    pass\n") + ":build")
+
+
+@case("--program NAME that is no model/guide pair")
+def _(d, run):
+    return train_program(d, program_file(d, "build = 42\n") + ":build")
+
+
+@case("--program with no parameters")
+def _(d, run):
+    body = ("def model(x):\n    with pyro.plate('data', x.shape[0]):\n"
+            "        pyro.sample('x', dist.Normal(0.0, 1.0).expand([x.shape[1]]).to_event(1), obs=x)\n\n"
+            "def guide(x):\n    pass\n\npair = (model, guide)\n")
+    return train_program(d, program_file(d, body) + ":pair")
+
+
+@case("--program guide lacking a latent site of the model")
+def _(d, run):
+    body = ("def model(x):\n    mu = pyro.sample('mu', dist.Normal(x.new_zeros(x.shape[1]), 1.0).to_event(1))\n"
+            "    with pyro.plate('data', x.shape[0]):\n"
+            "        pyro.sample('x', dist.Normal(mu, 1.0).to_event(1), obs=x)\n\n"
+            "def guide(x):\n    pyro.param('unused', torch.zeros(1))\n\npair = (model, guide)\n")
+    return train_program(d, program_file(d, body) + ":pair")
+
+
+@case("--program with per-example sites outside the data plate")
+def _(d, run):
+    body = ("def model(x):\n    loc = pyro.param('loc', torch.zeros(x.shape[1]))\n"
+            "    pyro.sample('x', dist.Normal(loc.expand(x.shape), 1.0).to_event(2), obs=x)\n\n"
+            "def guide(x):\n    pass\n\npair = (model, guide)\n")
+    return train_program(d, program_file(d, body) + ":pair")
+
+
 def snapshot(path: Path):
     """Everything under ``path`` (names and bytes), or None when it does not exist."""
     if not path.exists():
