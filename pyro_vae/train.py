@@ -112,6 +112,8 @@ def fit(model: Callable, guide: Callable, data, *, test_data: Data | None = None
         transform: ``batch -> batch`` applied to every training batch on the device (e.g. dynamic binarization).
         callbacks: more :class:`~pyro_vae.callbacks.Callback` s, run after the built-in ones.
 
+    Training continues from the program's current parameters: module weights, and ``pyro.param`` values
+    already in Pyro's param store (``pyro.clear_param_store()`` starts over, as Pyro's examples do).
     Metrics are ELBO terms per example, in nats: ``elbo = reconstruction − kl``; ``train_loss`` is the
     running −ELBO per example. If the loss (or, with ``clip_norm``, the gradient norm) becomes NaN/inf,
     training stops with a :class:`UserError` and the last good checkpoint is left as it was.

@@ -328,3 +328,29 @@ def test_tensorboard_writes_event_files(programs, tmp_path):
     accumulator = EventAccumulator(str(logs))
     accumulator.Reload()
     assert [e.step for e in accumulator.Scalars("train/loss")] == [1, 2]
+
+
+def test_sigkill_mid_epoch_then_resume_of_a_program_equals_the_uninterrupted_run(programs, tmp_path):
+    """A real SIGKILL (forked process) two steps after a mid-epoch checkpoint, then --resume in this process."""
+    import numpy as np
+    from test_resume import _kill_at_step_17, run_until_killed
+
+    np.save(tmp_path / "rows.npy", synthetic("mean").numpy())
+    argv = ["train", "--program", str(programs / "global_mean.py:pair"), "--dataset", str(tmp_path / "rows.npy"),
+            "--epochs", "3", "--batch-size", "40", "--lr", "0.05", "--seed", "2", "--device", "cpu", "--quiet",
+            "--no-figures"]  # 320 training rows: 8 steps an epoch
+    assert cli.main(argv + ["--out", str(tmp_path / "straight")]) == 0
+    run_until_killed(argv + ["--out", str(tmp_path / "killed"), "--checkpoint-every", "5steps"], _kill_at_step_17)
+    saved = ckpt.load(tmp_path / "killed" / "checkpoint.pt")
+    assert (saved["epoch"], saved["step"]) == (1, 15) and saved["partial"] is not None
+    assert cli.main(["train", "--resume", "--out", str(tmp_path / "killed"), "--device", "cpu", "--quiet",
+                     "--no-figures"]) == 0
+    want, got = program_state(tmp_path / "straight"), program_state(tmp_path / "killed")
+    assert set(want) == {"param_store.mu_loc", "param_store.mu_scale"} == set(got)
+    for name, value in want.items():
+        torch.testing.assert_close(got[name], value, rtol=0, atol=1e-6, msg=name)
+    metrics = [[json.loads(r) for r in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+               for run in ("straight", "killed")]
+    for a, b in zip(*metrics, strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == \
+            pytest.approx({k: v for k, v in b.items() if k != "seconds"}, rel=1e-6)

@@ -91,6 +91,7 @@ def run(args) -> None:
                         f"not {model_settings.likelihood}")
     data_dir = args.data_dir if args.data_dir is not None else saved.get("data_dir")
     dataset = datasets.load(model_settings.dataset, data_dir, seed=0)
+    pyro.clear_param_store()  # a new program: no pyro.param value may come from an earlier one in this process
     pyro.set_rng_seed(training.seed)  # the networks' initial weights
     if program:
         index = args.index or saved.get("index", False)
