@@ -97,6 +97,16 @@ def reconstruct(model, guide, x: torch.Tensor, latent: str = "z", observed: str 
 
 
 @torch.no_grad()
+def generate(model, x_like: torch.Tensor, observed: str = "x") -> torch.Tensor:
+    """E[x | z] for z ~ p(z), for any model: run without a guide, a model draws its latents from the prior.
+
+    ``x_like`` (n rows shaped like the data) gives the data plate its size; its values are not used
+    by the draw of z, only as the observed site's value, which the mean of p(x|z) ignores.
+    """
+    return poutine.trace(model).get_trace(x_like).nodes[observed]["fn"].mean
+
+
+@torch.no_grad()
 def reconstruction_mse(model, guide, data: torch.Tensor, batch_size: int = 1000) -> float:
     """Mean squared error per example, ‖x − E[x | μ(x)]‖², summed over dimensions."""
     total = None
