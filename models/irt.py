@@ -23,7 +23,8 @@ import pyro
 import pyro.distributions as dist
 from pyro import poutine
 
-KINDS = ("lecture", "1pl", "2pl")
+from pyro_vae.irt.defaults import KINDS  # defined where the CLI reads it without torch
+
 # the item parameters of each model, and whether each is positive (LogNormal) or real (Normal)
 ITEM_SITES = {"lecture": {"beta": True}, "1pl": {"difficulty": False},
               "2pl": {"difficulty": False, "discrimination": True}}

@@ -5,7 +5,11 @@
 so models and guides see rows, and convolutional networks reshape with ``shape``.
 
 Names: ``mnist-5k`` (offline default), ``digits``, ``mnist``, ``fashion-mnist``, or a path to a
-``.npy``/``.npz`` array or a folder of PNG images.
+``.npy``/``.npz`` array or a folder of PNG images. Colour survives: a folder of RGB PNGs, or an
+array (N, C, H, W) or (N, H, W, 3), loads with ``shape`` (C, H, W).
+
+Downloads (mnist, fashion-mnist) and caches go to ``--data-dir``, else the folder named by the
+environment variable ``PYRO_VAE_DATA``, else ``~/.cache/pyro-vae``.
 """
 
 from __future__ import annotations
@@ -170,7 +174,7 @@ def _user_data(path: Path):
             labels = next((loaded[k] for k in ("y", "labels") if k in keys), None)
         else:
             x = loaded
-    x = np.asarray(x)
+    x = _channels_first(np.asarray(x))
     return _validate_array(x, str(path)), _validate_labels(labels, x, str(path)), _shape_of(x)
 
 
@@ -181,11 +185,23 @@ def _png_folder(path: Path):
     if not files:
         raise UserError(f"folder {str(path)!r} has no .png images")
     classes = sorted({f.parent for f in files})
-    images = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255.0 for f in files]
+    opened = [Image.open(f) for f in files]
+    # grey stays one channel; anything with colour becomes RGB (palette, RGBA and CMYK images included)
+    mode = "L" if all(im.mode in ("1", "L", "I", "I;16", "F") for im in opened) else "RGB"
+    images = [np.asarray(im.convert(mode), dtype=np.float32) / 255.0 for im in opened]
     if len({im.shape for im in images}) > 1:
         raise UserError(f"images in {str(path)!r} differ in size: resize them to one size first")
     labels = np.array([classes.index(f.parent) for f in files]) if len(classes) > 1 else None
-    return np.stack(images)[:, None], labels
+    stacked = np.stack(images)
+    # (N, H, W) grey → (N, 1, H, W); (N, H, W, 3) colour → (N, 3, H, W), the (C, H, W) of ``shape``
+    return (stacked[:, None] if mode == "L" else stacked.transpose(0, 3, 1, 2)), labels
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) colour images, as PIL and matplotlib store them, → (N, C, H, W); others unchanged."""
+    if x.ndim == 4 and x.shape[-1] in (3, 4) and x.shape[1] not in (1, 3, 4):
+        return x.transpose(0, 3, 1, 2)
+    return x
 
 
 def _shape_of(x: np.ndarray) -> tuple:
@@ -218,6 +234,13 @@ def _validate_array(x: np.ndarray, where: str) -> np.ndarray:
     if x.min() >= 0 and x.max() > 1 and x.max() <= 255 and np.all(x == np.round(x)):
         x = x / 255.0  # 8-bit pixel values
     return x
+
+
+def binarized_test(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """x ~ Bernoulli(grey level), drawn once with a fixed seed: the test set of a ``binarize`` run, the same
+    in training and in ``pyro-vae evaluate``."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.bernoulli(x, generator=generator)
 
 
 def check_values(x: torch.Tensor, likelihood: str) -> None:

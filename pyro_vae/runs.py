@@ -1,17 +1,24 @@
 """A run folder is the unit a user shares: ``config.json`` rebuilds the model, ``checkpoint.pt`` fills it.
 
-    runs/NAME/config.json     everything needed to rebuild model and guide, and the data's name
+    runs/NAME/config.json     everything needed to rebuild model and guide ("model": the run's kind), and the data's name
     runs/NAME/metrics.jsonl   one line per epoch
     runs/NAME/checkpoint.pt   states only: model, guide, optimizer, RNGs, epoch
     runs/NAME/figures/
+
+``load(path)`` reopens any of them as a :class:`Run` of the kind its config names: ``vae``
+(:class:`ImageRun`), ``lda``/``prodlda`` (``pyro_vae.topics.run.TopicRun``), ``irt``
+(``pyro_vae.irt.run.IRTRun``). Another kind plugs in with ``register(kind, RunClass)``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+import torch
 from torch import nn
 
 from pyro_vae import checkpoint as ckpt
@@ -21,6 +28,7 @@ from pyro_vae.models import VAE
 from pyro_vae.models import likelihoods
 from pyro_vae.networks import conv_decoder, conv_trunk, data_dim, mlp
 from pyro_vae.objectives import Objective
+from pyro_vae.train import CHECKPOINT, CONFIG, METRICS
 
 
 def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
@@ -37,9 +45,6 @@ def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
     return VAE(decoder, latent, likelihood), EncoderGuide(encoder)
 
 
-BUILDERS = {"vae": build_vae}
-
-
 def objective(config: dict) -> Objective:
     """The run's training objective from its config keys ``elbo``, ``particles``, ``beta``, ``kl_warmup``,
     ``free_bits`` (absent keys: the plain ELBO, as in runs made before they existed)."""
@@ -48,36 +53,201 @@ def objective(config: dict) -> Objective:
                      free_bits=config.get("free_bits", 0.0))
 
 
-def build(config: dict) -> tuple[nn.Module, nn.Module]:
-    kind = config.get("model", "vae")
-    if kind not in BUILDERS:
-        raise UserError(f"unknown model {kind!r} in config: choose one of {', '.join(BUILDERS)}")
-    return BUILDERS[kind](config)
-
-
 @dataclass
 class Run:
+    """A trained run reopened from its folder: model and guide on the CPU in eval mode, with its config and
+    per-epoch metrics. Subclasses add what their kind can do; what a kind cannot do raises a UserError."""
+
     path: Path
     config: dict
     model: nn.Module
     guide: nn.Module
-    metrics: list[dict]
+    metrics: list[dict] = field(default_factory=list)
+
+    kind: ClassVar[str] = "run"
+
+    @staticmethod
+    def build(config: dict) -> tuple[nn.Module, nn.Module]:
+        """(model, guide) with fresh parameters from a config.json."""
+        raise NotImplementedError
+
+    @property
+    def data(self) -> dict:
+        """What the run was trained on (names, shapes, sizes), from its config."""
+        return {}
+
+    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+                 device: str | torch.device = "cpu") -> dict:
+        """Test-set measures of the run, as a dict of numbers."""
+        raise self.not_applicable("evaluate")
+
+    def sample(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
+        """Draws from the model's prior, decoded."""
+        raise self.not_applicable("sample", "its model has no decoder to draw examples from")
+
+    def figures(self, folder: str | Path | None = None) -> list[Path]:
+        """Redraws the run's figures into ``folder`` (default: the run's figures/); returns their paths."""
+        raise self.not_applicable("plot")
+
+    def not_applicable(self, action: str, why: str = "") -> UserError:
+        """The one-line error for an action this kind of run has no meaning for."""
+        return UserError(f"{action} does not apply to a {self.config.get('model')} run ({self.kind})"
+                         f"{': ' + why if why else ''}")
+
+
+# kind (config["model"]) → "module:RunClass", imported on first use so loading one kind needs no other
+KINDS: dict[str, str | type[Run]] = {"vae": "pyro_vae.runs:ImageRun", "lda": "pyro_vae.topics.run:TopicRun",
+                                     "prodlda": "pyro_vae.topics.run:TopicRun", "irt": "pyro_vae.irt.run:IRTRun"}
+
+
+def register(kind: str, run_class: type[Run] | str) -> None:
+    """Makes ``load`` and ``build`` open runs whose config says ``"model": kind`` as ``run_class``."""
+    KINDS[kind] = run_class
+
+
+def run_class(kind: str) -> type[Run]:
+    """The Run class of a kind; an unknown kind is a UserError naming the known ones."""
+    if kind not in KINDS:
+        raise UserError(f"unknown model {kind!r} in config: choose one of {', '.join(KINDS)}")
+    entry = KINDS[kind]
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        entry = KINDS[kind] = getattr(importlib.import_module(module), name)
+    return entry
+
+
+def build(config: dict) -> tuple[nn.Module, nn.Module]:
+    """(model, guide) with fresh parameters from a config dict; ``"model"`` picks the kind (default vae)."""
+    return run_class(config.get("model", "vae")).build(config)
+
+
+def read_config(path: str | Path) -> dict:
+    """A run folder's config.json as a dict; a missing or damaged one is a one-line UserError."""
+    path = Path(path)
+    if not (path / CONFIG).is_file():
+        raise UserError(f"{str(path)!r} is not a run folder (no {CONFIG}): give the --out of a training run")
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{str(path / CONFIG)!r} is not valid JSON ({type(error).__name__}); "
+                        "the run folder is damaged, start a new --out") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{str(path / CONFIG)!r} is not a pyro-vae config; start a new --out")
+    return config
+
+
+def resumed(saved: dict, given: dict, free: tuple[str, ...] = ("epochs",)) -> dict:
+    """The settings of a resumed run: its saved config, with the ``free`` settings (e.g. epochs) replaced by
+    the ones ``given`` (None: not given); any other given setting that differs from the saved one is an error."""
+    config = dict(saved)
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key in free:
+            config[key] = value
+        elif key in saved and saved[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"--resume: the run was trained with {flag} {saved[key]}, not {value}; "
+                            f"drop {flag} or start a new --out")
+    return config
 
 
 def load(path: str | Path) -> Run:
-    """Rebuilds a trained run's model and guide on the CPU from its folder."""
+    """Reopens a run folder of any kind: its model and guide rebuilt from config.json, filled from
+    checkpoint.pt, on the CPU in eval mode, with the metrics of every epoch."""
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise UserError(f"{str(path)!r} is not a run folder (no config.json): give the --out of a training run")
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{str(path / 'config.json')!r} is not valid JSON ({error.msg})") from None
-    model, guide = build(config)
-    state = ckpt.load(path / "checkpoint.pt")
-    ckpt.load_into({"model": model, "guide": guide}, state, path / "checkpoint.pt")
+    config = read_config(path)
+    cls = run_class(config.get("model", "vae"))
+    model, guide = cls.build(config)
+    state = ckpt.load(path / CHECKPOINT)
+    ckpt.load_into({"model": model, "guide": guide}, state, path / CHECKPOINT)
     model.eval(), guide.eval()
-    metrics_file = path / "metrics.jsonl"
+    metrics_file = path / METRICS
     metrics = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()] \
         if metrics_file.exists() else []
-    return Run(path, config, model, guide, metrics)
+    return cls(path, config, model, guide, metrics)
+
+
+class ImageRun(Run):
+    """A VAE run (``pyro-vae train``): encode images to codes, decode codes, generate, reconstruct.
+
+    Rows x are flattened examples in [0, 1] of shape (N, prod(shape)); codes z are (N, latent_dim).
+    """
+
+    kind = "vae"
+
+    @staticmethod
+    def build(config: dict) -> tuple[nn.Module, nn.Module]:
+        return build_vae(config)
+
+    @property
+    def data(self) -> dict:
+        return {"dataset": self.config.get("dataset"), "shape": self.config.get("shape"),
+                "data_dir": self.config.get("data_dir"), "binarize": self.config.get("binarize")}
+
+    def dataset(self, device: str | torch.device = "cpu"):
+        """The run's data set (``pyro_vae.data.Dataset``), loaded again by name, on ``device``."""
+        from pyro_vae import data
+
+        return data.load(self.config["dataset"], self.config.get("data_dir")).to(device)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The codes μ(x), the mean of q(z|x), of rows x."""
+        from pyro_vae.evaluate import encode
+
+        return encode(self.guide, x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z] = f(z): the decoder's rows for codes z."""
+        with torch.no_grad():
+            return self.model.generate(z)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """E[x | z = μ(x)]: rows x through the encoder's mean and back through the decoder."""
+        from pyro_vae.evaluate import reconstruct
+
+        return reconstruct(self.model, self.guide, x)
+
+    def generate(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
+        """E[x|z] for ``num_samples`` draws z ~ p(z) = N(0, I), reproducible by ``seed``."""
+        from pyro_vae.plots import generate_samples
+
+        return generate_samples(self.model, num_samples, seed)
+
+    sample = generate
+
+    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+                 device: str | torch.device = "cpu") -> dict:
+        """Test-set ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) per example and its parts, the reconstruction
+        error, the KL per latent dimension and, with ``num_samples`` K, the importance-sampled
+        log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x) and bits/dim."""
+        from pyro import poutine
+
+        from pyro_vae.data import binarized_test
+        from pyro_vae.evaluate import elbo_parts, kl_per_dimension, log_likelihood, reconstruction_mse
+
+        dataset = self.dataset(device)
+        test = binarized_test(dataset.test) if self.config.get("binarize") else dataset.test
+        model, guide = self.model.to(device), self.guide.to(device)
+        torch.manual_seed(seed)
+        report = {"test_examples": test.shape[0], **{f"test_{k}": v for k, v in
+                                                     elbo_parts(model, guide, test, batch_size).items()},
+                  "test_reconstruction_mse": reconstruction_mse(model, guide, test, batch_size)}
+        if "z" in poutine.trace(guide).get_trace(test[:1]).nodes:  # models with a latent site "z"
+            report["test_kl_per_dim"] = kl_per_dimension(model, guide, test, batch_size)
+        sigma = getattr(getattr(model, "likelihood", None), "sigma", None)
+        if isinstance(sigma, torch.Tensor):  # gaussian-learned: the σ², i.e. the c, that training chose
+            report["learned_c"] = float(sigma.detach()) ** 2
+        if num_samples:
+            estimate = log_likelihood(model, guide, test, num_samples=num_samples)
+            report.update(is_samples=num_samples, test_log_likelihood=estimate["log_likelihood"],
+                          test_log_likelihood_stderr=estimate["log_likelihood_stderr"],
+                          test_bits_per_dim=estimate["bits_per_dim"])
+        return report
+
+    def figures(self, folder: str | Path | None = None) -> list[Path]:
+        """Reconstructions, prior samples, ELBO curves, latent codes and (2-D latent) the decoded manifold."""
+        from pyro_vae import plots
+
+        return plots.all_figures(self.model, self.guide, self.dataset(), self.metrics,
+                                 Path(folder) if folder is not None else self.path / "figures")

@@ -3,7 +3,7 @@
 It fits the same LDA model (same α, η, vocabulary and split) by batch variational Bayes, with
 q(φ_t) = Dirichlet(λ_t) (``components_``) and per-document q(θ_d) = Dirichlet(γ_d) found by an
 iterative E-step instead of an encoder. ``SklearnLDAGuide`` exposes that posterior as a Pyro guide,
-so our own ``topic_metrics`` measure both with the same estimators.
+so our own ``topics.metrics`` measure both with the same estimators.
 """
 
 from __future__ import annotations
