@@ -122,7 +122,7 @@ def scatter_codes(ax: Axes, codes: np.ndarray, labels: np.ndarray | None, title:
                   xlabel: str = "z₁", ylabel: str = "z₂") -> None:
     """2-D codes as points on ``ax``, coloured by integer ``labels`` (with a legend) when given."""
     colours = None if labels is None else np.asarray(labels)
-    points = ax.scatter(codes[:, 0], codes[:, 1], c=colours, cmap="tab10", s=4, alpha=0.7)
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=colours, cmap=None if labels is None else "tab10", s=4, alpha=0.7)
     if labels is not None:
         ax.legend(*points.legend_elements(), fontsize=6, markerscale=0.7, loc="best")
     ax.set_title(title)

@@ -91,7 +91,7 @@ class Run:
 
     def not_applicable(self, action: str, why: str = "") -> UserError:
         """The one-line error for an action this kind of run has no meaning for."""
-        return UserError(f"{action} does not apply to a {self.config.get('model')} run ({self.kind})"
+        return UserError(f"{action} does not apply to this {self.config.get('model')} run"
                          f"{': ' + why if why else ''}")
 
 
@@ -146,9 +146,8 @@ def resumed(saved: dict, given: dict, free: tuple[str, ...] = ("epochs",)) -> di
         if key in free:
             config[key] = value
         elif key in saved and saved[key] != value:
-            flag = "--" + key.replace("_", "-")
-            raise UserError(f"--resume: the run was trained with {flag} {saved[key]}, not {value}; "
-                            f"drop {flag} or start a new --out")
+            raise UserError(f"--resume: the run was trained with {key}={saved[key]!r}, not {value!r}; "
+                            "drop the flag or start a new --out")
     return config
 
 
