@@ -23,6 +23,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with a pointer to --help), like our own errors."""
 
     def error(self, message):
+        """Exits 2 with one line: the usage error and a pointer to --help."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -46,9 +46,10 @@ class Dataset:
 
     @property
     def dim(self) -> int:
+        """Values per example, D = prod(shape)."""
         return self.train.shape[1]
 
-    def to(self, device) -> "Dataset":
+    def to(self, device: str | torch.device) -> "Dataset":
         """Moves every tensor to ``device`` once; training then never copies data again."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return replace(self, train=move(self.train), test=move(self.test),

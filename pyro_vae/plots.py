@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -22,9 +22,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from pyro_vae.errors import UserError
-from pyro_vae.evaluate import encode, reconstruct
-
-Program = nn.Module | Callable  # a Pyro model or guide: an nn.Module or a plain function
+from pyro_vae.data import Dataset
+from pyro_vae.evaluate import Program, encode, reconstruct
 
 
 def image_grid(images: torch.Tensor, shape: Sequence[int], rows: int) -> np.ndarray:
@@ -163,7 +162,7 @@ def manifold(model: nn.Module, shape: Sequence[int], path: str | os.PathLike | N
                      path, xlabel="z₁ →", ylabel="← z₂")
 
 
-def all_figures(model: nn.Module, guide: Program, dataset, metrics: list[dict], folder: str | os.PathLike) -> list[Path]:
+def all_figures(model: nn.Module, guide: Program, dataset: Dataset, metrics: list[dict], folder: str | os.PathLike) -> list[Path]:
     """The run's figure set into ``folder``; ``manifold.png`` only for a 2-D latent. Returns the paths."""
     folder = Path(folder)
     model, guide = model.cpu().eval(), guide.cpu().eval()

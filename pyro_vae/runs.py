@@ -16,7 +16,7 @@ import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -29,6 +29,9 @@ from pyro_vae.models import likelihoods
 from pyro_vae.networks import conv_decoder, conv_trunk, data_dim, mlp
 from pyro_vae.objectives import Objective
 from pyro_vae.train import CHECKPOINT, CONFIG, METRICS
+
+if TYPE_CHECKING:
+    from pyro_vae.data import Dataset
 
 
 def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
@@ -184,7 +187,7 @@ class ImageRun(Run):
         return {"dataset": self.config.get("dataset"), "shape": self.config.get("shape"),
                 "data_dir": self.config.get("data_dir"), "binarize": self.config.get("binarize")}
 
-    def dataset(self, device: str | torch.device = "cpu"):
+    def dataset(self, device: str | torch.device = "cpu") -> "Dataset":
         """The run's data set (``pyro_vae.data.Dataset``), loaded again by name, on ``device``."""
         from pyro_vae import data
 

@@ -8,6 +8,7 @@ BATCH_SIZE, SEED = 1000, 0
 
 
 def add_parser(sub) -> None:
+    """Adds ``evaluate`` to the subparsers."""
     p = sub.add_parser("evaluate", help="test ELBO, IS log-likelihood and reconstruction error of a run, as JSON",
                        description="VAE runs: test-set ELBO per example = E_q[log p(x|z)] − KL(q_x(z) ‖ p(z)) in "
                                    "nats, its two parts, the KL per latent dimension (≈ 0: a collapsed dimension), "
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> None:
+    """Prints the run's test-set measures as JSON."""
     import json
 
     from pyro_vae import runs

@@ -15,6 +15,7 @@ RESUMABLE = ("epochs",)
 
 
 def add_parser(sub) -> None:
+    """Adds ``irt`` to the subparsers."""
     d = DEFAULTS
     p = sub.add_parser("irt", help="exam analysis: item response theory (1PL, 2PL, the lecture's model) by SVI",
                        description="Fit P(right) = σ(α_s β_t) (lecture), σ(θ_s − b_t) (1pl) or σ(a_t(θ_s − b_t)) "
@@ -49,6 +50,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> None:
+    """Fits (or resumes) an IRT run and prints its item table."""
     from pathlib import Path
 
     from pyro_vae import runs

@@ -39,6 +39,7 @@ def sizes(text: str) -> tuple[int, ...]:
 
 
 def add_device(parser) -> None:
+    """--device, resolved later by ``train.resolve_device``."""
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU when there is one), cpu, cuda or cuda:N (default: auto)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> None:
+    """Adds ``plot`` to the subparsers."""
     p = sub.add_parser("plot", help="redraw a run's figures from its checkpoint",
                        description="VAE runs: reconstructions, prior samples, ELBO curves, latent codes and (2-D "
                                    "latent) the decoded manifold. Topic runs: topic words and document topics. IRT "
@@ -13,6 +14,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> None:
+    """Redraws the run's figures and prints their paths as JSON."""
     import json
 
     from pyro_vae import runs

@@ -8,6 +8,7 @@ NUM_SAMPLES, SEED = 64, 0
 
 
 def add_parser(sub) -> None:
+    """Adds ``sample`` to the subparsers."""
     p = sub.add_parser("sample", help="decode draws from the prior p(z) = N(0, I) (VAE runs)",
                        description="Draw z ~ p(z) = N(0, I) and decode E[x|z] with the run's decoder f. Topic and "
                                    "IRT runs have no decoder of examples: sample says so and exits 2.")
@@ -20,6 +21,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> None:
+    """Writes decoded prior draws to --out and prints JSON."""
     import json
 
     from pyro_vae import plots, runs

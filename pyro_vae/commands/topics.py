@@ -29,6 +29,7 @@ def count_or_fraction(value: str) -> int | float:
 
 
 def add_parser(sub) -> None:
+    """Adds ``topics`` to the subparsers."""
     d = DEFAULTS
     p = sub.add_parser("topics", help="fit a topic model (LDA or ProdLDA) to a corpus",
                        description="Topics as Pyro programs. LDA: φ_t ~ Dir(η), θ_d ~ Dir(α), per word topic ~ "
@@ -75,6 +76,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> None:
+    """Fits (or resumes) a topic run and prints its topic table."""
     import shutil
     from pathlib import Path
 

@@ -43,6 +43,7 @@ class ExamData:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(students, items)."""
         return tuple(self.answers.shape)
 
     def proportions(self) -> torch.Tensor:

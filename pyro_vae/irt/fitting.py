@@ -8,6 +8,7 @@ the data's name and the training settings. It alone rebuilds model and guide.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import pyro
 import torch
@@ -29,7 +30,7 @@ def build(config: dict) -> tuple[IRT, IRTGuide]:
     return model, IRTGuide(ItemGuide(model.item_sites, config["num_items"], config["items"] == "point"), abilities)
 
 
-def decay(epochs: int):
+def decay(epochs: int) -> Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]:
     """The learning rate: constant for two thirds of the epochs, then linearly down to 1%."""
     return lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: min(1.0, 3 * (1 - e / epochs) + 0.01))
 
@@ -55,7 +56,7 @@ def train(data: ExamData, kind: str = DEFAULTS["kind"], guide: str = DEFAULTS["g
           items: str = DEFAULTS["items"], epochs: int = DEFAULTS["epochs"],
           batch_size: int | None = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
           num_particles: int = DEFAULTS["num_particles"], seed: int = DEFAULTS["seed"], source: str | None = None,
-          **fit_options):
+          **fit_options) -> tuple[IRT, IRTGuide, list[dict]]:
     """Builds and fits model and guide on ``data`` by SVI; returns (model, guide, per-epoch metrics) on the CPU.
 
     Maximizes ELBO = E_q[log p(answers | ability, items)] − KL(q(ability) ‖ p(ability)) − KL(q(items) ‖ p(items))
@@ -76,7 +77,7 @@ def train(data: ExamData, kind: str = DEFAULTS["kind"], guide: str = DEFAULTS["g
 
 
 @contextmanager
-def one_thread():
+def one_thread() -> Iterator[None]:
     """One intra-op CPU thread: an IRT step works on batches of at most 1,000 × items numbers, too small
     for threads to pay, and on a busy machine their spin-waits made fits ten times slower."""
     threads = torch.get_num_threads()

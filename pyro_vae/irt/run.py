@@ -11,6 +11,7 @@ from torch import nn
 from pyro_vae.errors import UserError
 from pyro_vae.guides.irt import MeanFieldAbilities
 from pyro_vae.irt import fitting, reference, report
+from pyro_vae.irt.exams import ExamData
 from pyro_vae.runs import Run
 
 
@@ -38,7 +39,8 @@ class IRTRun(Run):
         """Posterior mean (and sd for latent items) of every item parameter, as numpy arrays."""
         return report.item_estimates(self.model, self.guide)
 
-    def score(self, answers, mask=None, exact: bool | None = None) -> dict:
+    def score(self, answers: np.ndarray | torch.Tensor | list, mask: np.ndarray | torch.Tensor | None = None,
+              exact: bool | None = None) -> dict:
         """Abilities of students from their answers, the item parameters kept as trained (no refit).
 
         ``answers``: a (students, items) array of 0/1 with NaN (or ``mask`` False) where an item was not
@@ -61,7 +63,7 @@ class IRTRun(Run):
             loc, scale = self.guide.abilities(answers, mask.float(), None)
         return {"ability": loc[:, 0].numpy(), "ability_sd": scale[:, 0].numpy()}
 
-    def _answer_matrix(self, answers, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    def _answer_matrix(self, answers: np.ndarray | torch.Tensor | list, mask: np.ndarray | torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(answers 0/1 with 0 where missing, mask bool) from an array or py-irt response dicts."""
         names = self.item_names
         if isinstance(answers, (list, tuple)) and answers and isinstance(answers[0], dict):
@@ -81,7 +83,7 @@ class IRTRun(Run):
             raise UserError("answers must be 0 (wrong), 1 (right) or NaN (not answered)")
         return torch.as_tensor(np.where(given, values, 0.0)), torch.as_tensor(given)
 
-    def exam(self):
+    def exam(self) -> ExamData:
         """The exam data the run was trained on (``irt.exams.ExamData``), read again by name."""
         from pyro_vae.irt import exams
 

@@ -41,6 +41,7 @@ class Corpus:
 
     @property
     def vocab_size(self) -> int:
+        """V, the number of words in the vocabulary."""
         return len(self.vocab)
 
     @property

@@ -12,6 +12,7 @@ from torch import nn
 from pyro_vae.errors import UserError
 from pyro_vae.runs import Run
 from pyro_vae.topics import fitting, metrics
+from pyro_vae.topics.corpus import Corpus
 
 
 class TopicRun(Run):
@@ -72,7 +73,7 @@ class TopicRun(Run):
         words = float(counts.sum())
         return {"documents": counts.shape[0], "words": words, "elbo": elbo, "perplexity": math.exp(-elbo / words)}
 
-    def corpus(self):
+    def corpus(self) -> Corpus:
         """The training corpus, split and vectorized again as in training (``topics.corpus.Corpus``)."""
         return fitting.load_corpus(self.config)
 
