@@ -160,3 +160,18 @@ def test_checkpoints_are_as_readable_as_the_umask_allows(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.pt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.pt").stat().st_mode & 0o777 == 0o600
+
+
+def test_bad_input_to_a_reopened_run_is_one_line(topic_run, irt_run, tiny_run, tmp_path):
+    """The rows of docs/bad-input.md for the Python side of reopened runs."""
+    topics, irt = pyro_vae.load(topic_run), pyro_vae.load(irt_run)
+    cases = [(lambda: topics.score("just one string"), "give the documents as a list of strings"),
+             (lambda: topics.score(["zebra giraffe"]), "none of the documents contains a word of the run's vocabulary"),
+             (lambda: irt.score([[1, 0, 1]]), "answers have shape (1, 3): give one row per student and one column"),
+             (lambda: irt.score([[1, 2, 1, 0, 1]]), "answers must be 0 (wrong), 1 (right) or NaN"),
+             (lambda: irt.score([{"item9": 1}]), "item(s) 'item9' were not in the run's exam"),
+             (lambda: pyro_vae.load(tmp_path), "is not a run folder (no config.json)")]
+    for call, message in cases:
+        with pytest.raises(pyro_vae.UserError) as error:
+            call()
+        assert message in str(error.value) and "\n" not in str(error.value), str(error.value)

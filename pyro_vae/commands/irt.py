@@ -60,6 +60,7 @@ def run(args) -> None:
     given["source"] = given.pop("data")  # config.json keeps the name as "data", where it was read from as "source"
     if args.resume:
         settings = runs.resumed(runs.read_config(args.out), given, RESUMABLE)
+        settings.setdefault("source", settings["data"])  # runs made before "source" was kept
     else:
         settings = {**DEFAULTS, "source": DEFAULTS["data"], **{k: v for k, v in given.items() if v is not None}}
     data = exams.load(settings["source"])

@@ -35,11 +35,17 @@ def summarize(model: nn.Module, guide: nn.Module, corpus: Corpus, config: dict,
         lda = fit_sklearn_lda(corpus.train, config["topics"], alpha, config["eta"], baseline_iter, config["seed"])
         reference = LDA(corpus.vocab_size, config["topics"], corpus.max_length, alpha, config["eta"])
         rows["sklearn LDA"] = metrics.measure(reference, SklearnLDAGuide(lda), corpus)
-    topics = [{"topic": t + 1, "npmi": per_topic[t], "words": words,
-               "weights": [float(weights[t, corpus.vocab.index(w)]) for w in words]} for t, words in enumerate(ranked)]
+    topics = [{**row, "npmi": per_topic[row["topic"] - 1]} for row in topic_rows(weights, corpus.vocab, ranked)]
     return {"corpus": config["corpus"], "model": config["model"], "documents": {"train": corpus.train.shape[0],
             "test": corpus.test.shape[0]}, "vocab_size": corpus.vocab_size, "topics": topics, "measures": rows,
             "table": format_table(topics, rows)}
+
+
+def topic_rows(weights: torch.Tensor, vocab: list[str], ranked: list[list[str]]) -> list[dict]:
+    """One row per topic: its number (from 1), top ``words`` and their ``weights`` p(word | topic)."""
+    index = {word: v for v, word in enumerate(vocab)}
+    return [{"topic": t + 1, "words": words, "weights": [float(weights[t, index[w]]) for w in words]}
+            for t, words in enumerate(ranked)]
 
 
 def format_table(topics: list[dict], rows: dict) -> str:

@@ -91,10 +91,8 @@ class TopicRun(Run):
 
     def figures(self, folder: str | Path | None = None) -> list[Path]:
         """topic_words.png and document_topics.png (held-out documents) into ``folder`` (default figures/)."""
-        from pyro_vae.topics.report import figure_set
+        from pyro_vae.topics.report import figure_set, topic_rows
 
         weights = metrics.topic_words(self.model, self.guide).detach().cpu()
-        topics = [{"topic": t + 1, "words": words, "weights": [float(weights[t, self.vocab.index(w)]) for w in words]}
-                  for t, words in enumerate(self.topics())]
-        return figure_set(topics, self.guide, self.corpus().test,
+        return figure_set(topic_rows(weights, self.vocab, self.topics()), self.guide, self.corpus().test,
                           Path(folder) if folder is not None else self.path / "figures")
