@@ -6,7 +6,7 @@
     runs/NAME/figures/
 
 ``load(path)`` reopens any of them as a :class:`Run` of the kind its config names: ``vae``
-(:class:`ImageRun`), ``lda``/``prodlda`` (``pyro_vae.topics.run.TopicRun``), ``irt``
+(:class:`ImageRun`), ``autoencoder`` (:class:`AutoencoderRun`), ``lda``/``prodlda`` (``pyro_vae.topics.run.TopicRun``), ``irt``
 (``pyro_vae.irt.run.IRTRun``). Another kind plugs in with ``register(kind, RunClass)``.
 """
 
@@ -23,8 +23,8 @@ from torch import nn
 
 from pyro_vae import checkpoint as ckpt
 from pyro_vae.errors import UserError
-from pyro_vae.guides import Encoder, EncoderGuide
-from pyro_vae.models import VAE
+from pyro_vae.guides import DeltaGuide, Encoder, EncoderGuide
+from pyro_vae.models import VAE, Autoencoder
 from pyro_vae.models import likelihoods
 from pyro_vae.networks import conv_decoder, conv_trunk, data_dim, mlp
 from pyro_vae.objectives import Objective
@@ -41,11 +41,22 @@ def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
         trunk, decoder = conv_trunk(shape, hidden[0]), conv_decoder(latent, shape, hidden[0])
     else:
         trunk, decoder = mlp(data_dim(shape), hidden), mlp(latent, hidden[::-1], data_dim(shape))
+    encoder = Encoder(trunk, trunk[-2].out_features, latent)  # the trunk ends in Linear, ReLU
+    return VAE(decoder, latent, _likelihood(config)), EncoderGuide(encoder)
+
+
+def build_autoencoder(config: dict) -> tuple[nn.Module, nn.Module]:
+    """The lecture's autoencoder: z = e(x) (a Delta guide), x ~ likelihood(d(z)), the prior masked out, so
+    −ELBO = ‖x − d(e(x))‖² / 2c + const for the Gaussian likelihood; MLPs of widths ``hidden``."""
+    shape, latent, hidden = tuple(config["shape"]), config["latent_dim"], tuple(config["hidden"])
+    encoder, decoder = mlp(data_dim(shape), hidden, latent), mlp(latent, hidden[::-1], data_dim(shape))
+    return Autoencoder(decoder, latent, _likelihood(config)), DeltaGuide(encoder)
+
+
+def _likelihood(config: dict) -> nn.Module:
     # "gaussian": N(f, c I); "gaussian-learned": N(f, σ² I), σ a parameter in the checkpoint, c its start;
     # "bernoulli", "continuous-bernoulli": on logits f
-    likelihood = likelihoods.make(config["likelihood"], c=config.get("c", 1.0))
-    encoder = Encoder(trunk, trunk[-2].out_features, latent)  # the trunk ends in Linear, ReLU
-    return VAE(decoder, latent, likelihood), EncoderGuide(encoder)
+    return likelihoods.make(config["likelihood"], c=config.get("c", 1.0))
 
 
 def objective(config: dict) -> Objective:
@@ -99,7 +110,8 @@ class Run:
 
 
 # kind (config["model"]) → "module:RunClass", imported on first use so loading one kind needs no other
-KINDS: dict[str, str | type[Run]] = {"vae": "pyro_vae.runs:ImageRun", "lda": "pyro_vae.topics.run:TopicRun",
+KINDS: dict[str, str | type[Run]] = {"vae": "pyro_vae.runs:ImageRun", "autoencoder": "pyro_vae.runs:AutoencoderRun",
+                                     "lda": "pyro_vae.topics.run:TopicRun",
                                      "prodlda": "pyro_vae.topics.run:TopicRun", "irt": "pyro_vae.irt.run:IRTRun"}
 
 
@@ -253,3 +265,48 @@ class ImageRun(Run):
 
         return plots.all_figures(self.model, self.guide, self.dataset(), self.metrics,
                                  Path(folder) if folder is not None else self.path / "figures")
+
+
+class AutoencoderRun(ImageRun):
+    """An autoencoder run (config ``"model": "autoencoder"``): encode, decode and reconstruct as a VAE run;
+    no prior to sample from, so ``sample``/``generate`` say they do not apply."""
+
+    kind = "autoencoder"
+
+    @staticmethod
+    def build(config: dict) -> tuple[nn.Module, nn.Module]:
+        return build_autoencoder(config)
+
+    def generate(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
+        """Not for an autoencoder: its codes follow no distribution to draw from."""
+        raise self.not_applicable("sample", "an autoencoder has no prior p(z) to draw codes from; decode codes of "
+                                            "real examples instead: run.decode(run.encode(x))")
+
+    sample = generate
+
+    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+                 device: str | torch.device = "cpu") -> dict:
+        """Test-set reconstruction term E log p(x | z = e(x)) per example (the ELBO, as the prior is masked
+        out) and the reconstruction error ‖x − d(e(x))‖²; no importance sampling (q is a point mass)."""
+        from pyro_vae.evaluate import elbo_parts, reconstruction_mse
+
+        if num_samples:
+            raise self.not_applicable("--is-samples", "its guide is a point mass, not a proposal for log p(x)")
+        test = self.dataset(device).test
+        model, guide = self.model.to(device), self.guide.to(device)
+        torch.manual_seed(seed)
+        return {"test_examples": test.shape[0],
+                "test_reconstruction": elbo_parts(model, guide, test, batch_size)["reconstruction"],
+                "test_reconstruction_mse": reconstruction_mse(model, guide, test, batch_size)}
+
+    def figures(self, folder: str | Path | None = None) -> list[Path]:
+        """Reconstructions, the training curve and the latent codes (no prior samples, no manifold)."""
+        from pyro_vae import plots
+
+        folder = Path(folder) if folder is not None else self.path / "figures"
+        dataset, model, guide = self.dataset(), self.model.cpu().eval(), self.guide.cpu().eval()
+        x, labels = dataset.test[:2000], None if dataset.test_labels is None else dataset.test_labels[:2000]
+        plots.reconstructions(model, guide, x, dataset.shape, folder / "reconstructions.png")
+        plots.elbo_curves(self.metrics, folder / "elbo.png")
+        plots.latent(guide, x, labels, folder / "latent.png")
+        return [folder / "reconstructions.png", folder / "elbo.png", folder / "latent.png"]

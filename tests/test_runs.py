@@ -175,3 +175,23 @@ def test_bad_input_to_a_reopened_run_is_one_line(topic_run, irt_run, tiny_run, t
         with pytest.raises(pyro_vae.UserError) as error:
             call()
         assert message in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+def test_an_autoencoder_run_reopens_encodes_and_says_it_cannot_sample(digits, tmp_path, capsys):
+    config = {"model": "autoencoder", "dataset": "digits", "shape": list(digits.shape), "latent_dim": 2,
+              "hidden": [16], "likelihood": "gaussian", "c": 0.1}
+    model, guide = pyro_vae.build(config)
+    pyro_vae.fit(model, guide, digits.train, epochs=1, batch_size=64, device="cpu", out=tmp_path / "ae",
+                 config=config, quiet=True)
+    run = pyro_vae.load(tmp_path / "ae")
+    x = digits.test[:4]
+    assert torch.equal(run.encode(x), run.guide.encoder(x)) and run.reconstruct(x).shape == (4, 64)
+    with pytest.raises(pyro_vae.UserError, match="no prior p"):
+        run.generate(4)
+    assert cli.main(["evaluate", str(tmp_path / "ae"), "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["test_reconstruction_mse"] > 0 and report["test_reconstruction"] < 0
+    assert cli.main(["plot", str(tmp_path / "ae")]) == 0
+    assert len(json.loads(capsys.readouterr().out)["figures"]) == 3
+    one_line_error(capsys, ["sample", str(tmp_path / "ae"), "--out", str(tmp_path / "s.png")],
+                   "sample does not apply to this autoencoder run")
