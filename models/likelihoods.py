@@ -29,9 +29,11 @@ class Gaussian(nn.Module):
         self.c = float(c)
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
+        """p(x | z) = N(f, c I) over each row."""
         return IsotropicNormal(f, self.c ** 0.5)
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
+        """E[x | z] = f."""
         return f
 
 
@@ -39,9 +41,11 @@ class Bernoulli(nn.Module):
     """p(x|z) = Bernoulli(sigmoid(f(z))) on logits, for pixels in [0, 1] (the cross-entropy loss)."""
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
+        """p(x | z) = Bernoulli(logits=f) over each row."""
         return IndependentBernoulli(f)  # grey levels in [0, 1] are allowed as soft targets
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
+        """E[x | z] = sigmoid(f)."""
         return torch.sigmoid(f)
 
 
@@ -62,12 +66,15 @@ class GaussianLearned(nn.Module):
 
     @property
     def sigma(self) -> torch.Tensor:
+        """σ, the learned observation sd (log σ is learned, scaled for speed)."""
         return (self.SPEED * self.log_sigma).exp()
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
+        """p(x | z) = N(f, σ² I) over each row."""
         return IsotropicNormal(f, self.sigma.to(f.dtype))
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
+        """E[x | z] = f."""
         return f
 
 
@@ -76,9 +83,11 @@ class ContinuousBernoulli(nn.Module):
     (Loaiza-Ganem & Cunningham 2019): the Bernoulli cross-entropy plus its missing normalizer."""
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
+        """p(x | z) = CB(logits=f) over each row."""
         return dist.ContinuousBernoulli(logits=f).to_event(1)
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
+        """E[x | z] of the continuous Bernoulli."""
         return dist.ContinuousBernoulli(logits=f).mean  # not sigmoid(f): the CB mean is pulled toward 1/2
 
 

@@ -31,16 +31,16 @@ class Callback:
     """Does nothing at every moment; subclass it and override what you need."""
 
     def on_step_end(self, trainer: Trainer) -> None:
-        pass
+        """After every optimizer step; reads no tensor back (that would stall a GPU every step)."""
 
     def on_report(self, trainer: Trainer, loss: float) -> None:
-        pass
+        """About ten times an epoch, after the NaN check; ``loss`` is the epoch's running −ELBO per example."""
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
-        pass
+        """After each epoch; ``metrics`` is the epoch's dict, to read or to add to."""
 
     def on_train_end(self, trainer: Trainer) -> None:
-        pass
+        """When training ends, also when it stops with an error."""
 
 
 class Evaluation(Callback):
@@ -52,7 +52,8 @@ class Evaluation(Callback):
     def __init__(self, evaluator: Callable, train_rows: tuple, test_data: tuple | None):
         self.evaluator, self.train_rows, self.test_data = evaluator, train_rows, test_data
 
-    def on_epoch_end(self, trainer, metrics):
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Adds ``train_*`` and ``test_*`` measures to the epoch's metrics."""
         if trainer.rank != 0:
             return
         for m in trainer.modules:
@@ -67,7 +68,8 @@ class Evaluation(Callback):
 class MetricsFile(Callback):
     """One line of metrics.jsonl per epoch (rank 0)."""
 
-    def on_epoch_end(self, trainer, metrics):
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Appends the epoch's line."""
         if trainer.run is not None and trainer.rank == 0:
             trainer.run.append_metrics(metrics)
 
@@ -78,11 +80,13 @@ class Checkpoints(Callback):
     def __init__(self, every: Interval):
         self.every = every
 
-    def on_step_end(self, trainer):
+    def on_step_end(self, trainer: Trainer) -> None:
+        """Every N steps (``Nsteps``): a mid-epoch checkpoint."""
         if trainer.run is not None and self.every.unit == "steps" and trainer.step % self.every.n == 0:
             trainer.save_checkpoint(mid_epoch=True)
 
-    def on_epoch_end(self, trainer, metrics):
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Every N epochs (``Nepochs``), and after the last one."""
         last = trainer.epoch == trainer.settings.epochs
         if trainer.run is not None and (last or self.every.unit == "epochs" and trainer.epoch % self.every.n == 0):
             trainer.save_checkpoint()
@@ -94,7 +98,8 @@ class Progress(Callback):
     def __init__(self, quiet: bool = False):
         self.quiet, self.bar = quiet, None
 
-    def on_step_end(self, trainer):
+    def on_step_end(self, trainer: Trainer) -> None:
+        """Advances the bar (opened at an epoch's first step)."""
         if self.quiet or trainer.rank != 0:
             return
         if self.bar is None:
@@ -102,11 +107,13 @@ class Progress(Callback):
                             leave=False, dynamic_ncols=True)
         self.bar.update()
 
-    def on_report(self, trainer, loss):
+    def on_report(self, trainer: Trainer, loss: float) -> None:
+        """Shows the running loss beside the bar."""
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.4g}")
 
-    def on_epoch_end(self, trainer, metrics):
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Closes the bar and prints the epoch's line."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -136,16 +143,18 @@ class TensorBoard(Callback):
             raise UserError("--tensorboard needs the tensorboard package: pip install 'pyro-vae[tensorboard]'") from None
         self.log_dir, self.writer_class, self.writer = Path(log_dir), SummaryWriter, None
 
-    def _writer(self, trainer):
+    def _writer(self, trainer: Trainer):
         if self.writer is None and trainer.rank == 0:
             self.writer = self.writer_class(str(self.log_dir), purge_step=trainer.step + 1)
         return self.writer
 
-    def on_report(self, trainer, loss):
+    def on_report(self, trainer: Trainer, loss: float) -> None:
+        """Writes ``train/loss_step`` at the current step."""
         if self._writer(trainer) is not None:
             self.writer.add_scalar("train/loss_step", loss, trainer.step)
 
-    def on_epoch_end(self, trainer, metrics):
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Writes every number of the epoch's metrics, ``train_elbo`` as ``train/elbo`` and so on."""
         if self._writer(trainer) is None:
             return
         for key, value in metrics.items():
@@ -153,7 +162,8 @@ class TensorBoard(Callback):
                 self.writer.add_scalar(key.replace("_", "/", 1), value, trainer.epoch)
         self.writer.flush()
 
-    def on_train_end(self, trainer):
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Closes the event file."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -33,11 +33,13 @@ def init_from_env() -> None:
 
 
 def shutdown() -> None:
+    """Ends the process group, if one was started."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def rank_and_world() -> tuple[int, int]:
+    """(rank, number of processes): (0, 1) without torchrun."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -79,6 +81,7 @@ def average_gradients_(params: list[torch.Tensor]) -> None:
 
 
 def all_sum(value: torch.Tensor) -> torch.Tensor:
+    """The sum of ``value`` over all processes (itself without torchrun)."""
     if rank_and_world()[1] > 1:
         value = value.clone()
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
@@ -86,6 +89,7 @@ def all_sum(value: torch.Tensor) -> torch.Tensor:
 
 
 def all_max(value: torch.Tensor) -> torch.Tensor:
+    """The maximum of ``value`` over all processes (itself without torchrun)."""
     if rank_and_world()[1] > 1:
         value = value.clone()
         dist.all_reduce(value, op=dist.ReduceOp.MAX)

@@ -11,6 +11,7 @@ from a checkpoint lines up with them again on resume.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Callable
 
 import torch
@@ -42,7 +43,7 @@ def owners(model: Callable, guide: Callable) -> list[nn.Module]:
     return found
 
 
-def traces(model: Callable, guide: Callable, *batch):
+def traces(model: Callable, guide: Callable, *batch) -> tuple[poutine.Trace, poutine.Trace]:
     """(model trace, guide trace) of z ~ guide and the model replayed at z, param sites included."""
     guide_trace = poutine.trace(guide).get_trace(*batch)
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch)
@@ -132,7 +133,7 @@ def _state_dict(module: nn.Module | None) -> dict | None:
 
 
 @torch.no_grad()
-def load_state(model: Callable, guide: Callable, saved: dict, path) -> None:
+def load_state(model: Callable, guide: Callable, saved: dict, path: str | os.PathLike) -> None:
     """Copies a checkpoint's states into the program's parameters, in place (an optimizer keeps its tensors)."""
     load_into({"model": owner(model), "guide": owner(guide)}, saved, path)
     store = dict(pyro.get_param_store().named_parameters())

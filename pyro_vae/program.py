@@ -20,9 +20,12 @@ import inspect
 import sys
 import types
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pyro_vae.errors import UserError
+
+if TYPE_CHECKING:
+    from pyro_vae.data import Dataset
 
 
 def resolve(spec: str) -> tuple[Path, str]:
@@ -36,7 +39,7 @@ def resolve(spec: str) -> tuple[Path, str]:
     return file, name
 
 
-def load(spec: str, dataset=None) -> tuple[Callable, Callable]:
+def load(spec: str, dataset: Dataset | None = None) -> tuple[Callable, Callable]:
     """The (model, guide) pair that ``FILE.py:NAME`` names (see the module docstring)."""
     file, name = resolve(spec)
     module_name = f"pyro_vae_program_{file.stem}"

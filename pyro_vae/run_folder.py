@@ -36,13 +36,16 @@ class RunFolder:
 
     @property
     def figures(self) -> Path:
+        """The folder of the run's PNGs."""
         return self.path / "figures"
 
     @property
     def checkpoint_path(self) -> Path:
+        """checkpoint.pt, the newest checkpoint."""
         return self.path / CHECKPOINT
 
     def has_checkpoint(self) -> bool:
+        """Whether a checkpoint has been written."""
         return self.checkpoint_path.is_file()
 
     # --- starting a run -------------------------------------------------------------------------
@@ -79,6 +82,7 @@ class RunFolder:
 
     # --- config and metrics ---------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
+        """config.json, atomically."""
         ckpt.write_text(self.path / CONFIG, json.dumps(config, indent=2) + "\n")
 
     def config(self) -> dict:
@@ -96,13 +100,16 @@ class RunFolder:
         return config
 
     def append_metrics(self, row: dict) -> None:
+        """One epoch's line at the end of metrics.jsonl."""
         with open(self.path / METRICS, "a") as f:
             f.write(json.dumps(row) + "\n")
 
     def write_metrics(self, rows: list[dict]) -> None:
+        """metrics.jsonl anew from ``rows`` (on resume: the lines of epochs after the checkpoint go)."""
         ckpt.write_text(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
 
     def metrics(self) -> list[dict]:
+        """The per-epoch metrics so far."""
         path = self.path / METRICS
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
@@ -120,6 +127,7 @@ class RunFolder:
                 old.unlink()
 
     def load_checkpoint(self) -> dict:
+        """checkpoint.pt's states, on the CPU; a damaged file is a one-line error."""
         return ckpt.load(self.checkpoint_path)
 
     def last_good(self) -> str:

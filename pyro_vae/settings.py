@@ -41,7 +41,8 @@ def interval(value: int | str) -> Interval:
     return Interval(int(match[1]), (match[2] or "epochs").rstrip("s") + "s")
 
 
-def option(default, help: str, check: str | None = None, choices: tuple | None = None, metavar: str | None = None):
+def option(default: Any, help: str, check: str | None = None, choices: tuple | None = None,
+           metavar: str | None = None) -> Any:
     """A settings field: its default, its ``--help`` text, and the check every value must pass."""
     return field(default=default, metadata={"help": help, "check": check, "choices": choices, "metavar": metavar})
 
@@ -64,18 +65,20 @@ class Settings:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not test(value):
                     raise UserError(f"--{flag(f.name)} must be {requirement}, got {value!r}")
 
-    def replace(self, **changes):
+    def replace(self, **changes) -> "Settings":
+        """A copy with ``changes``; an unknown name is a TypeError, as for a function's keywords."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise TypeError(f"unknown {type(self).__name__} setting(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """The settings as JSON values, for config.json."""
         return {k: list(v) if isinstance(v, tuple) else v if isinstance(v, (int, float, str, type(None))) else str(v)
                 for k, v in asdict(self).items()}  # JSON: a torch.device given as device= is written as its name
 
     @classmethod
-    def from_dict(cls, values: dict):
+    def from_dict(cls, values: dict) -> "Settings":
         """The settings among ``values`` (e.g. a run's config.json); other keys are ignored, missing ones default."""
         names = {f.name: f for f in fields(cls)}
         return cls(**{k: tuple(v) if isinstance(names[k].default, tuple) else v
@@ -146,6 +149,7 @@ class Objective(Settings):
 
 
 def flag(name: str) -> str:
+    """A field's command-line flag, without the dashes: ``batch_size`` → ``batch-size``."""
     return name.replace("_", "-")
 
 

@@ -23,7 +23,7 @@ import contextlib
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch import nn
@@ -41,6 +41,9 @@ from pyro_vae.run_folder import CHECKPOINT, CONFIG, METRICS, RunFolder  # noqa: 
 from pyro_vae.settings import Training
 
 Data = torch.Tensor | Sequence[torch.Tensor]
+
+if TYPE_CHECKING:
+    from pyro_vae.data import Dataset
 
 
 class ScaledLoss(nn.Module):
@@ -85,7 +88,7 @@ def default_optimizer(params: list[torch.Tensor], lr: float) -> torch.optim.Adam
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
-def fit(model: Callable, guide: Callable, data, *, test_data: Data | None = None,
+def fit(model: Callable, guide: Callable, data: Data | Dataset, *, test_data: Data | None = None,
         objective: pyro.infer.ELBO | None = None, settings: Training | None = None,
         out: str | Path | None = None, resume: bool = False, overwrite: bool = False, config: dict | None = None,
         optimizer: Callable | None = None, scheduler: Callable | None = None,
@@ -184,6 +187,7 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------------
     def loop(self, state: dict | None) -> list[dict]:
+        """Trains from the start, or from checkpoint ``state``, to the last epoch; returns the metrics."""
         partial = self._restore(state) if state is not None else None
         distributed.broadcast_(self.params)  # every rank starts from rank 0's parameters
         if self.run is not None and self.rank == 0:

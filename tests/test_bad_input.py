@@ -10,6 +10,8 @@ reason from a library). Print the table from the real messages with::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -102,6 +104,30 @@ for flag, value in [("--c", "0"), ("--lr", "-0.001"), ("--epochs", "0"), ("--bat
 @case("batch larger than the data")
 def _(d, run):
     return TRAIN + ["--dataset", small_npy(d), "--batch-size", "100", "--out", f"{d}/run"], d / "run"
+
+
+def irt_run(folder: Path) -> Path:
+    """A 2-epoch IRT run on lsat: a run folder of a kind without a decoder (its printed table discarded)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["irt", "--epochs", "2", "--device", "cpu", "--quiet", "--no-figures", "--out",
+                         str(folder / "irt")]) == 0
+    return folder / "irt"
+
+
+@case("sample on a run without a decoder (IRT, topics)")
+def _(d, run):
+    return ["sample", str(irt_run(d)), "--out", f"{d}/s.png"], d / "s.png"
+
+
+@case("--resume of an irt or topics run with a setting that differs from the run's")
+def _(d, run):
+    return ["irt", "--resume", "--out", str(irt_run(d)), "--model", "1pl", "--quiet"], d / "irt"
+
+
+@case("--resume of an irt or topics run on a folder that is not a run")
+def _(d, run):
+    (d / "notes").mkdir()
+    return ["topics", "--resume", "--out", f"{d}/notes", "--quiet"], d / "notes"
 
 
 @case("--resume on a folder that is not a run")
