@@ -299,6 +299,15 @@ def test_a_program_from_a_file_trains_evaluates_plots_and_resumes(programs, tmp_
     assert report["test_elbo"] == pytest.approx(report["test_reconstruction"] - report["test_kl"])
     loaded = runs.load(out)  # rebuilt from config.json + checkpoint.pt
     assert loaded.metrics[-1]["epoch"] == 2
+    x = loaded.dataset().test[:5]
+    assert loaded.encode(x).shape == (5, 2) and loaded.reconstruct(x).shape == x.shape
+    assert cli.main(["sample", str(out), "-n", "9", "--out", str(tmp_path / "s.npy")]) == 0
+    import numpy as np
+
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (9, 64) and ((samples >= 0) & (samples <= 1)).all()  # Bernoulli means
+    assert cli.main(["plot", str(out)]) == 0
+    assert {p.name for p in (out / "figures").iterdir()} == {"elbo.png", "reconstructions.png", "samples.png"}
     assert cli.main(["train", "--resume", "--epochs", "3", "--out", str(out), "--device", "cpu", "--quiet",
                      "--no-figures"]) == 0
     assert [json.loads(r)["epoch"] for r in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]

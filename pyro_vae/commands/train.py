@@ -78,7 +78,7 @@ def run(args) -> None:
     from pyro_vae.train import fit
 
     distributed.init_from_env()
-    saved = saved_config(args)
+    saved = distributed.from_rank0(lambda: saved_config(args))  # only machine 0 needs the run folder
     program = args.program or (saved.get("program") if saved.get("model") == "program" else None)
     if args.resume and args.program and saved.get("program") not in (None, runs.program_spec(args.program)):
         raise UserError(f"--resume: the run was trained with --program {saved.get('program')}; drop the flag "
