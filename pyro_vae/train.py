@@ -162,7 +162,9 @@ class Trainer:
         self.data = tuple(t.to(self.device) for t in data)  # once: batches are then views chosen by index
         self.test_data = tuple(t.to(self.device) for t in test_data) if test_data else None
         self.num_data = self.data[0].shape[0]
-        self.config = {**(config or {}), **settings.to_dict()} if config is not None or run is not None else None
+        # config.json: what rebuilds the model ("model": None says nothing can: fit was given no config)
+        self.config = None if config is None and run is None else \
+            {**(config if config is not None else {"model": None}), **settings.to_dict()}
         self.transform = transform
         self.modules = parameters.owners(model, guide)
         self.loss_module = ScaledLoss(objective(model, guide), self.num_data, settings.plate)

@@ -68,6 +68,14 @@ def _(d, run):
     return ["evaluate", str(run), "--device", "cpu"], run
 
 
+@case("evaluate a run that fit() wrote without config=")
+def _(d, run):
+    run = copy_run(run, d)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "model": None}))
+    return ["evaluate", str(run), "--device", "cpu"], run
+
+
 @case("missing data path")
 def _(d, run):
     return TRAIN + ["--dataset", f"{d}/missing.npy", "--out", f"{d}/run"], d / "run"

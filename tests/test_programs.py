@@ -363,3 +363,10 @@ def test_sigkill_mid_epoch_then_resume_of_a_program_equals_the_uninterrupted_run
     for a, b in zip(*metrics, strict=True):
         assert {k: v for k, v in a.items() if k != "seconds"} == \
             pytest.approx({k: v for k, v in b.items() if k != "seconds"}, rel=1e-6)
+
+
+def test_a_fit_without_config_says_why_its_run_folder_cannot_be_reopened(programs, tmp_path, capsys):
+    train("functions + pyro.param", programs, None, epochs=1, out=tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] is None
+    assert cli.main(["evaluate", str(tmp_path / "run")]) == 2
+    assert "no config=" in capsys.readouterr().err
