@@ -17,9 +17,9 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from pyro_vae import exams
-from pyro_vae import irt_reference as reference
-from pyro_vae.commands import irt
+from pyro_vae.irt import exams
+from pyro_vae.irt import reference
+from pyro_vae.irt import fitting, report
 
 
 def main() -> None:
@@ -46,12 +46,12 @@ def main() -> None:
     for epochs in args.epochs:
         for guide_name in ("amortized", "meanfield"):
             wall, cpu = time.perf_counter(), time.process_time()
-            with irt.one_thread() if args.device == "cpu" else nullcontext():
-                model, guide, _ = irt.train(data, "2pl", guide_name, "latent", epochs=epochs,
+            with fitting.one_thread() if args.device == "cpu" else nullcontext():
+                model, guide, _ = fitting.train(data, "2pl", guide_name, "latent", epochs=epochs,
                                             batch_size=args.batch_size, device=args.device, quiet=True)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            estimates = irt.item_estimates(model, guide)
-            means, sds = irt.abilities(guide, data)
+            estimates = report.item_estimates(model, guide)
+            means, sds = report.abilities(guide, data)
             items = {k: estimates[k] for k in ("difficulty", "discrimination")}
             exact, exact_sd = reference.posterior_ability("2pl", items, data.answers.numpy(), data.mask.numpy())
             corr = lambda a, b: np.corrcoef(a, b)[0, 1]  # noqa: E731

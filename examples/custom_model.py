@@ -104,9 +104,10 @@ def main(argv=None):
         z = torch.randn(8, 1, model.latent_dim, device=device).expand(8, CLASSES, model.latent_dim)
         y = torch.arange(CLASSES, device=device).expand(8, CLASSES)
         images = model.generate(z.reshape(-1, model.latent_dim), y.reshape(-1))
-    figures = [plots.show_grid(plots.image_grid(images, dataset.shape, rows=8),
-                               "one z per row, y = 0..9 across", out / "styles.png", 1.0),
-               plots.elbo_curves(history, out / "elbo.png")]
+    plots.show_grid(plots.image_grid(images, dataset.shape, rows=8), "one z per row, y = 0..9 across",
+                    out / "styles.png", 1.0)
+    plots.elbo_curves(history, out / "elbo.png")  # figure functions return the Figure; the files are these
+    figures = [out / "styles.png", out / "elbo.png"]
     print(json.dumps({**report, "figures": [str(f) for f in figures]}, indent=2))
 
 

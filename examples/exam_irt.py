@@ -6,14 +6,14 @@ students scored by the amortized encoder without refitting.
 
 import torch
 
-from pyro_vae import exams
-from pyro_vae import irt_reference as reference
-from pyro_vae.commands import irt
+from pyro_vae.irt import exams
+from pyro_vae.irt import reference
+from pyro_vae.irt import fitting, report
 
 data = exams.lsat()
-with irt.one_thread():
-    model, guide, _ = irt.train(data, "2pl", "amortized", "point", epochs=500, quiet=True)
-svi = irt.item_estimates(model, guide)
+with fitting.one_thread():
+    model, guide, _ = fitting.train(data, "2pl", "amortized", "point", epochs=500, quiet=True)
+svi = report.item_estimates(model, guide)
 mml = reference.fit_mml("2pl", data.answers.numpy())
 
 se = mml["standard_errors"]

@@ -22,5 +22,6 @@ class DeltaGuide(nn.Module):
         self.encoder = encoder  # e: x ↦ z, any network
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """z = e(x) as a Delta site "z" in the "data" plate; returns z."""
         with pyro.plate("data", x.shape[0], device=x.device):
             return pyro.sample("z", dist.Delta(self.encoder(x)).to_event(1))

@@ -31,4 +31,5 @@ class DenoisingGuide(nn.Module):
         self.guide, self.noise, self.drop = guide, float(noise), float(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The inner guide on a corrupted copy x̃ of x in training, on x itself in eval mode."""
         return self.guide(corrupt(x, self.noise, self.drop) if self.training else x)

@@ -21,7 +21,8 @@ class Encoder(nn.Module):
         self.mu = nn.Linear(trunk_dim, latent_dim)
         self.sigma = nn.Linear(trunk_dim, latent_dim)
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ(x), σ(x)), each (N, latent_dim), σ > 0."""
         h = self.trunk(x)
         return self.mu(h), softplus(self.sigma(h)) + 1e-5  # floor avoids σ = 0 and log q = ∞
 
@@ -34,6 +35,7 @@ class EncoderGuide(nn.Module):
         self.encoder = encoder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """z ~ N(μ(x), diag σ(x)²) at site "z" in the "data" plate; returns z."""
         mu, sigma = self.encoder(x)
         with pyro.plate("data", x.shape[0], device=x.device):
             return pyro.sample("z", DiagonalNormal(mu, sigma))

@@ -36,7 +36,9 @@ class AbilityEncoder(nn.Module):
         self.offset = nn.Parameter(torch.zeros(num_items))
         self.prior_loc, self.prior_log_scale = nn.Parameter(torch.zeros(())), nn.Parameter(torch.zeros(()))
 
-    def forward(self, answers, mask, student=None):
+    def forward(self, answers: torch.Tensor, mask: torch.Tensor,
+                student: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, σ) of q(θ_s), each (students, 1), from the answers and their mask (``student`` unused)."""
         theta = self.prior_loc + self.grid  # the grid follows the prior mean (the lecture model's μ)
         logit = theta.unsqueeze(-1) * self.slope + self.offset  # (G, J)
         right, wrong = answers * mask, (1 - answers) * mask
@@ -56,7 +58,9 @@ class MeanFieldAbilities(nn.Module):
         self.loc = nn.Parameter(torch.zeros(num_students, 1))
         self.raw_scale = nn.Parameter(torch.full((num_students, 1), -1.0))
 
-    def forward(self, answers, mask, student):
+    def forward(self, answers: torch.Tensor, mask: torch.Tensor,
+                student: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ_s, σ_s) of the students indexed by ``student``, each (len(student), 1)."""
         return self.loc[student], softplus(self.raw_scale[student]) + 1e-4
 
 
@@ -76,13 +80,15 @@ class ItemGuide(nn.Module):
                                            for name in item_sites})
 
     def posterior(self, name: str) -> dist.Distribution:
+        """q(item parameter ``name``): Normal, LogNormal (positive) or, for point estimates, Delta; batch shape (items,)."""
         loc, positive = self.loc[name], self.item_sites[name]
         if self.point:
             return dist.Delta(loc.exp() if positive else loc)
         scale = softplus(self.raw_scale[name]) + 1e-4
         return dist.LogNormal(loc, scale) if positive else dist.Normal(loc, scale)
 
-    def forward(self):
+    def forward(self) -> dict[str, torch.Tensor]:
+        """Samples every item parameter from q in the "items" plate; returns them by name."""
         with pyro.plate("items", self.num_items, dim=-1):
             return {name: pyro.sample(name, self.posterior(name)) for name in self.item_sites}
 
@@ -94,7 +100,8 @@ class IRTGuide(nn.Module):
         super().__init__()
         self.items, self.abilities = items, abilities
 
-    def forward(self, answers: torch.Tensor, mask: torch.Tensor, student: torch.Tensor | None = None):
+    def forward(self, answers: torch.Tensor, mask: torch.Tensor, student: torch.Tensor | None = None) -> torch.Tensor:
+        """items ~ q(items), then θ_s ~ N(μ_s, σ_s²) at site "ability" in the "data" plate; returns θ."""
         self.items()
         loc, scale = self.abilities(answers, mask, student)
         with pyro.plate("data", answers.shape[0], dim=-2, device=answers.device):

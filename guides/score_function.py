@@ -26,6 +26,7 @@ class ScoreFunctionGuide(EncoderGuide):
     """guide(x): z ~ N(μ(x), diag σ(x)²), sampled without reparameterization."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """z ~ N(μ(x), diag σ(x)²) at site "z", without rsample: gradients by the score function."""
         mu, sigma = self.encoder(x)
         with pyro.plate("data", x.shape[0], device=x.device):
             return pyro.sample("z", NonReparameterizedNormal(mu, sigma).to_event(1))

@@ -39,6 +39,7 @@ class DocumentEncoder(nn.Module):
         self.log_var = nn.Sequential(nn.Linear(hidden, num_topics), nn.BatchNorm1d(num_topics))
 
     def forward(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, log σ²), each (documents, topics), of the bag of words."""
         h = self.trunk(counts)
         return self.mu(h), self.log_var(h)
 
@@ -51,6 +52,7 @@ class ProdLDAGuide(nn.Module):
         self.encoder = encoder
 
     def forward(self, counts: torch.Tensor) -> None:
+        """z_d ~ N(μ(counts_d), σ(counts_d)²) at site "z" in the "data" plate."""
         mu, log_var = self.encoder(counts)
         with pyro.plate("data", counts.shape[0], device=counts.device):
             pyro.sample("z", dist.Normal(mu, (0.5 * log_var).exp()).to_event(1))
@@ -71,13 +73,17 @@ class LDAGuide(nn.Module):
         self.log_lambda = nn.Parameter(0.5 * torch.rand(encoder.mu[0].out_features, vocab_size))
 
     def topic_concentration(self) -> torch.Tensor:
+        """λ (topics, vocab) of q(φ_t) = Dirichlet(λ_t), positive."""
         return self.log_lambda.exp().clamp(*PHI_RANGE)
 
     def concentration(self, counts: torch.Tensor) -> torch.Tensor:
+        """γ (documents, topics) of q(θ_d) = Dirichlet(γ_d): the encoder's Gaussian (μ, σ) mapped back by
+        the inverse Laplace approximation."""
         mu, log_var = self.encoder(counts)
         return dirichlet_from_laplace(mu, (0.5 * log_var).exp()).clamp(*THETA_RANGE)
 
     def forward(self, counts: torch.Tensor) -> None:
+        """φ_t ~ Dirichlet(λ_t) in the "topics" plate, then θ_d ~ Dirichlet(γ_d) in the "data" plate."""
         with pyro.plate("topics", self.log_lambda.shape[0]):
             pyro.sample("phi", dist.Dirichlet(self.topic_concentration()))
         gamma = self.concentration(counts)

@@ -23,6 +23,7 @@ class Autoencoder(VAE):
     """model(x): z's prior term is masked out of the ELBO, then x ~ p(x | z) = likelihood(decoder(z))."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """z ~ p(z) with its log-density masked out (no KL term), then x ~ p(x | z); returns x."""
         with pyro.plate("data", x.shape[0], device=x.device):
             with poutine.mask(mask=False):  # no pull of the codes towards N(0, I): gaps are allowed
                 z = pyro.sample("z", self.prior(x))

@@ -23,7 +23,8 @@ import pyro
 import pyro.distributions as dist
 from pyro import poutine
 
-KINDS = ("lecture", "1pl", "2pl")
+from pyro_vae.irt.defaults import KINDS  # defined where the CLI reads it without torch
+
 # the item parameters of each model, and whether each is positive (LogNormal) or real (Normal)
 ITEM_SITES = {"lecture": {"beta": True}, "1pl": {"difficulty": False},
               "2pl": {"difficulty": False, "discrimination": True}}
@@ -46,22 +47,26 @@ class IRT(nn.Module):
             self.mu = nn.Parameter(torch.zeros(()))  # the learned mean ability (see the module docstring)
 
     def prior(self, name: str, x: torch.Tensor) -> dist.Distribution:
+        """p(item parameter ``name``): LogNormal(0, s) for a positive one, else Normal(0, difficulty_scale)."""
         zeros = x.new_zeros(self.num_items)
         if self.item_sites[name]:
             return dist.LogNormal(zeros, self.log_scale)
         return dist.Normal(zeros, self.difficulty_scale)
 
     def mean_ability(self, x: torch.Tensor) -> torch.Tensor:
+        """The prior mean of each student's ability, (students, 1): μ (lecture) or 0."""
         return self.mu.expand(x.shape[0], 1) if self.kind == "lecture" else x.new_zeros(x.shape[0], 1)
 
     def logits(self, ability: torch.Tensor, items: dict) -> torch.Tensor:
+        """η: α β (lecture), θ − b (1pl) or a (θ − b) (2pl), broadcast over students × items."""
         if self.kind == "lecture":
             return ability * items["beta"]
         if self.kind == "1pl":
             return ability - items["difficulty"]
         return items["discrimination"] * (ability - items["difficulty"])
 
-    def forward(self, answers: torch.Tensor, mask: torch.Tensor, student: torch.Tensor | None = None):
+    def forward(self, answers: torch.Tensor, mask: torch.Tensor, student: torch.Tensor | None = None) -> torch.Tensor:
+        """items ~ prior, θ_s ~ N(mean, 1) at "ability", answers_st ~ Bernoulli(σ(η_st)) where the mask is True."""
         item_plate = pyro.plate("items", self.num_items, dim=-1, device=answers.device)
         with item_plate:
             items = {name: pyro.sample(name, self.prior(name, answers)) for name in self.item_sites}

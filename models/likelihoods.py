@@ -24,14 +24,16 @@ class Gaussian(nn.Module):
     more against reconstruction (smoother, blurrier codes); a small c favours sharp reconstructions.
     """
 
-    def __init__(self, c: float = 1.0):
+    def __init__(self, c: float):
         super().__init__()
         self.c = float(c)
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
+        """p(x | z) = N(f, c I) over each row."""
         return IsotropicNormal(f, self.c ** 0.5)
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
+        """E[x | z] = f."""
         return f
 
 
@@ -39,9 +41,11 @@ class Bernoulli(nn.Module):
     """p(x|z) = Bernoulli(sigmoid(f(z))) on logits, for pixels in [0, 1] (the cross-entropy loss)."""
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
+        """p(x | z) = Bernoulli(logits=f) over each row."""
         return IndependentBernoulli(f)  # grey levels in [0, 1] are allowed as soft targets
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
+        """E[x | z] = sigmoid(f)."""
         return torch.sigmoid(f)
 
 
@@ -56,18 +60,21 @@ class GaussianLearned(nn.Module):
     # unscaled, log σ would need ~1,500 steps at lr 1e-3 to go from c = 1 to c ≈ 0.05
     SPEED = 10.0
 
-    def __init__(self, c: float = 1.0):
+    def __init__(self, c: float):
         super().__init__()
         self.log_sigma = nn.Parameter(torch.tensor(0.5 * math.log(c) / self.SPEED))
 
     @property
     def sigma(self) -> torch.Tensor:
+        """σ, the learned observation sd (log σ is learned, scaled for speed)."""
         return (self.SPEED * self.log_sigma).exp()
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
+        """p(x | z) = N(f, σ² I) over each row."""
         return IsotropicNormal(f, self.sigma.to(f.dtype))
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
+        """E[x | z] = f."""
         return f
 
 
@@ -76,9 +83,11 @@ class ContinuousBernoulli(nn.Module):
     (Loaiza-Ganem & Cunningham 2019): the Bernoulli cross-entropy plus its missing normalizer."""
 
     def forward(self, f: torch.Tensor) -> dist.Distribution:
+        """p(x | z) = CB(logits=f) over each row."""
         return dist.ContinuousBernoulli(logits=f).to_event(1)
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
+        """E[x | z] of the continuous Bernoulli."""
         return dist.ContinuousBernoulli(logits=f).mean  # not sigmoid(f): the CB mean is pulled toward 1/2
 
 
@@ -86,8 +95,12 @@ LIKELIHOODS = {"gaussian": Gaussian, "gaussian-learned": GaussianLearned, "berno
                "continuous-bernoulli": ContinuousBernoulli}
 
 
-def make(name: str, c: float = 1.0) -> nn.Module:
+def make(name: str, c: float | None = None) -> nn.Module:
     """A likelihood by its CLI name; ``c`` is the Gaussian variance (for gaussian-learned, its start)."""
     if name not in LIKELIHOODS:
         raise UserError(f"unknown likelihood {name!r}: choose one of {', '.join(LIKELIHOODS)}")
-    return LIKELIHOODS[name](c) if name.startswith("gaussian") else LIKELIHOODS[name]()
+    if name.startswith("gaussian"):
+        if c is None:
+            raise UserError(f"the {name} likelihood needs its variance c (the default is pyro_vae.settings.VAE.c)")
+        return LIKELIHOODS[name](c)
+    return LIKELIHOODS[name]()

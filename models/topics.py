@@ -48,6 +48,7 @@ class LDA(nn.Module):
         self.alpha, self.eta = alpha, eta
 
     def forward(self, counts: torch.Tensor) -> None:
+        """φ_t ~ Dir(η), θ_d ~ Dir(α), each word's topic ~ Cat(θ_d) (enumerated), word ~ Cat(φ_topic)."""
         words, mask = words_of(counts, self.max_length)
         with pyro.plate("topics", self.num_topics, device=counts.device):
             phi = pyro.sample("phi", dist.Dirichlet(counts.new_full((self.vocab_size,), self.eta)))
@@ -90,6 +91,7 @@ class Words(dist.Multinomial):
     model; leaving it out makes LDA's and ProdLDA's per-word likelihoods the same quantity."""
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Σ_v n_v log p_v of counts n (no multinomial coefficient)."""
         return (value * self.logits).sum(-1)
 
 
@@ -110,9 +112,11 @@ class ProdLDA(nn.Module):
                                      nn.BatchNorm1d(vocab_size, affine=False))
 
     def prior(self, counts: torch.Tensor) -> dist.Distribution:
+        """p(z_d) = N(μ_α, σ_α²), the Laplace approximation to Dirichlet(α) in the softmax basis."""
         return dist.Normal(*laplace_prior(counts.new_full((self.num_topics,), self.alpha))).to_event(1)
 
     def forward(self, counts: torch.Tensor) -> None:
+        """z_d ~ p(z) at "z", then the words ~ Cat(softmax(β softmax(z_d))) at "words" (observed counts)."""
         with pyro.plate("data", counts.shape[0], device=counts.device):
             z = pyro.sample("z", self.prior(counts))
             pyro.sample("words", Words(logits=self.decoder(torch.softmax(z, -1))), obs=counts)

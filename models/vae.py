@@ -21,9 +21,11 @@ class VAE(nn.Module):
         self.decoder, self.latent_dim, self.likelihood = decoder, latent_dim, likelihood
 
     def prior(self, x: torch.Tensor) -> dist.Distribution:
+        """p(z) = N(0, I) of ``latent_dim`` dimensions, made on x's device."""
         return IsotropicNormal(x.new_zeros(self.latent_dim), 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """z ~ p(z) at site "z", then x ~ p(x | z) at site "x" (observed), per row in the "data" plate."""
         with pyro.plate("data", x.shape[0], device=x.device):
             z = pyro.sample("z", self.prior(x))
             return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)

@@ -15,35 +15,14 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from pyro_vae.errors import UserError
-
-
-class Interval(NamedTuple):
-    """How often to checkpoint: every ``n`` ``unit`` ("epochs" or "steps")."""
-
-    n: int
-    unit: str
-
-    def __str__(self):
-        return f"{self.n}{self.unit}"
-
-
-def interval(value: int | str) -> Interval:
-    """``2``, ``"2"`` or ``"2epochs"`` → every 2 epochs; ``"500steps"`` → every 500 optimizer steps."""
-    match = re.fullmatch(r"\s*(\d+)\s*(epochs?|steps?)?\s*", str(value))
-    if isinstance(value, bool) or not match or int(match[1]) <= 0:
-        raise UserError(f"--checkpoint-every takes N, Nepochs or Nsteps with N > 0 (e.g. 2epochs or 500steps), "
-                        f"got {value!r}")
-    unit = (match[2] or "epochs").rstrip("s") + "s"
-    return Interval(int(match[1]), unit)
+from pyro_vae.settings import Interval, interval  # noqa: F401  (the checkpoint interval, parsed once)
 
 
 def save(state: dict, path: str | os.PathLike) -> None:
@@ -51,6 +30,9 @@ def save(state: dict, path: str | os.PathLike) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); a run folder is meant to be shared, so the checkpoint gets
+        # the permissions any new file gets here: 0666 less the umask, as for config.json
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -59,6 +41,13 @@ def save(state: dict, path: str | os.PathLike) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:
@@ -103,6 +92,7 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restores the random states saved by :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
     kind, key, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))

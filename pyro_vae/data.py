@@ -5,7 +5,11 @@
 so models and guides see rows, and convolutional networks reshape with ``shape``.
 
 Names: ``mnist-5k`` (offline default), ``digits``, ``mnist``, ``fashion-mnist``, or a path to a
-``.npy``/``.npz`` array or a folder of PNG images.
+``.npy``/``.npz`` array or a folder of PNG images. Colour survives: a folder of RGB PNGs, or an
+array (N, C, H, W) or (N, H, W, 3), loads with ``shape`` (C, H, W).
+
+Downloads (mnist, fashion-mnist) and caches go to ``--data-dir``, else the folder named by the
+environment variable ``PYRO_VAE_DATA``, else ``~/.cache/pyro-vae``.
 """
 
 from __future__ import annotations
@@ -42,9 +46,10 @@ class Dataset:
 
     @property
     def dim(self) -> int:
+        """Values per example, D = prod(shape)."""
         return self.train.shape[1]
 
-    def to(self, device) -> "Dataset":
+    def to(self, device: str | torch.device) -> "Dataset":
         """Moves every tensor to ``device`` once; training then never copies data again."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return replace(self, train=move(self.train), test=move(self.test),
@@ -170,7 +175,7 @@ def _user_data(path: Path):
             labels = next((loaded[k] for k in ("y", "labels") if k in keys), None)
         else:
             x = loaded
-    x = np.asarray(x)
+    x = _channels_first(np.asarray(x))
     return _validate_array(x, str(path)), _validate_labels(labels, x, str(path)), _shape_of(x)
 
 
@@ -181,11 +186,23 @@ def _png_folder(path: Path):
     if not files:
         raise UserError(f"folder {str(path)!r} has no .png images")
     classes = sorted({f.parent for f in files})
-    images = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255.0 for f in files]
+    opened = [Image.open(f) for f in files]
+    # grey stays one channel; anything with colour becomes RGB (palette, RGBA and CMYK images included)
+    mode = "L" if all(im.mode in ("1", "L", "I", "I;16", "F") for im in opened) else "RGB"
+    images = [np.asarray(im.convert(mode), dtype=np.float32) / 255.0 for im in opened]
     if len({im.shape for im in images}) > 1:
         raise UserError(f"images in {str(path)!r} differ in size: resize them to one size first")
     labels = np.array([classes.index(f.parent) for f in files]) if len(classes) > 1 else None
-    return np.stack(images)[:, None], labels
+    stacked = np.stack(images)
+    # (N, H, W) grey → (N, 1, H, W); (N, H, W, 3) colour → (N, 3, H, W), the (C, H, W) of ``shape``
+    return (stacked[:, None] if mode == "L" else stacked.transpose(0, 3, 1, 2)), labels
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) colour images, as PIL and matplotlib store them, → (N, C, H, W); others unchanged."""
+    if x.ndim == 4 and x.shape[-1] in (3, 4) and x.shape[1] not in (1, 3, 4):
+        return x.transpose(0, 3, 1, 2)
+    return x
 
 
 def _shape_of(x: np.ndarray) -> tuple:
@@ -220,6 +237,13 @@ def _validate_array(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
+def binarized_test(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """x ~ Bernoulli(grey level), drawn once with a fixed seed: the test set of a ``binarize`` run, the same
+    in training and in ``pyro-vae evaluate``."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.bernoulli(x, generator=generator)
+
+
 def check_values(x: torch.Tensor, likelihood: str) -> None:
     """Bernoulli-type likelihoods need x in [0, 1]; checked once, before training, not per step."""
     if not bool(torch.isfinite(x).all()):
@@ -227,3 +251,8 @@ def check_values(x: torch.Tensor, likelihood: str) -> None:
     if likelihood in ("bernoulli", "continuous-bernoulli") and bool((x < 0).any() | (x > 1).any()):
         raise UserError(f"the {likelihood} likelihood needs values in [0, 1], but the data has values in "
                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]: rescale it or use --likelihood gaussian")
+
+
+def binarize_batch(batch: tuple) -> tuple:
+    """Dynamic binarization: a fresh x ~ Bernoulli(grey level) each time a row is visited."""
+    return (torch.bernoulli(batch[0]), *batch[1:])

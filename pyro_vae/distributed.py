@@ -1,7 +1,8 @@
 """Data parallelism with torch.distributed: launched by ``torchrun``, a no-op in one process.
 
-Each rank trains on its shard of every global batch; ``DistributedDataParallel`` around the loss
-module averages gradients, so every rank takes the same optimizer step as one process would.
+Each rank trains on its shard of every global batch; after each backward pass the gradients of every
+parameter (module parameters and ``pyro.param`` values alike: DDP would see only a module's) are
+averaged in one all-reduce, so every rank takes the same optimizer step as one process would.
 Rank 0 owns the run folder: it alone reads and writes it, and sends what it read to the others
 (so several machines need no shared file system).
 """
@@ -32,11 +33,13 @@ def init_from_env() -> None:
 
 
 def shutdown() -> None:
+    """Ends the process group, if one was started."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def rank_and_world() -> tuple[int, int]:
+    """(rank, number of processes): (0, 1) without torchrun."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -53,15 +56,32 @@ def local_device(device: torch.device) -> torch.device:
     return device
 
 
-def wrap(module: nn.Module, device: torch.device) -> nn.Module:
-    """DDP around ``module`` when there are several ranks; it starts from rank 0's parameters."""
+def broadcast_(tensors: list[torch.Tensor]) -> None:
+    """Every rank's ``tensors`` become rank 0's, in place (the parameters a data-parallel run starts from)."""
+    if rank_and_world()[1] > 1:
+        with torch.no_grad():
+            for t in tensors:
+                dist.broadcast(t, src=0)
+
+
+def average_gradients_(params: list[torch.Tensor]) -> None:
+    """Each gradient becomes the mean over the ranks, in one all-reduce of a flat buffer.
+
+    This is what ``DistributedDataParallel`` does for a module's parameters, here for any tensor a
+    program optimizes: ``pyro.param`` values in the param store as well as module parameters.
+    """
     if rank_and_world()[1] == 1:
-        return module
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= rank_and_world()[1]
+    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(part.view_as(g))
 
 
 def all_sum(value: torch.Tensor) -> torch.Tensor:
+    """The sum of ``value`` over all processes (itself without torchrun)."""
     if rank_and_world()[1] > 1:
         value = value.clone()
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
@@ -69,6 +89,7 @@ def all_sum(value: torch.Tensor) -> torch.Tensor:
 
 
 def all_max(value: torch.Tensor) -> torch.Tensor:
+    """The maximum of ``value`` over all processes (itself without torchrun)."""
     if rank_and_world()[1] > 1:
         value = value.clone()
         dist.all_reduce(value, op=dist.ReduceOp.MAX)

@@ -92,6 +92,7 @@ class IsotropicNormal(_Normal):
         return math.log(self.scale) if isinstance(self.scale, Real) else self.scale.log()
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """log N(value; loc, scale² I), summed over the event dimension."""
         if self._validate_args:
             self._validate_sample(value)
         # one fused pass over loc and value forward and one backward, where (value - loc).pow(2) makes
@@ -100,15 +101,18 @@ class IsotropicNormal(_Normal):
         return squared_error / (-2 * self.scale ** 2) - self.loc.shape[-1] * (self._log_scale() + _HALF_LOG_2PI)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """loc + scale ε, ε ~ N(0, I): a reparameterized draw."""
         shape = self._extended_shape(sample_shape)
         noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
         return self.loc.expand(shape) + self.scale * noise
 
     @property
     def variance(self) -> torch.Tensor:
+        """scale², broadcast to loc's shape."""
         return torch.zeros_like(self.loc) + self.scale ** 2
 
     def entropy(self) -> torch.Tensor:
+        """(D/2) log(2πe scale²) per event."""
         per_dim = 0.5 + _HALF_LOG_2PI + self._log_scale()
         return self.loc.new_zeros(self.batch_shape) + self.loc.shape[-1] * per_dim
 
@@ -137,24 +141,29 @@ class DiagonalNormal(_Normal):
         return self._built_scale.log().sum(-1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """log N(value; loc, diag scale²), summed over the event dimension."""
         if self._validate_args:
             self._validate_sample(value)
         standardized = (value - self.loc) / self.scale
         return standardized.pow(2).sum(-1) * -0.5 - self._sum_log_scale() - self.loc.shape[-1] * _HALF_LOG_2PI
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """loc + scale ε, ε ~ N(0, I): a reparameterized draw."""
         shape = self._extended_shape(sample_shape)
         return self.loc + self.scale * torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
 
     @property
     def stddev(self) -> torch.Tensor:
+        """scale."""
         return self.scale
 
     @property
     def variance(self) -> torch.Tensor:
+        """scale²."""
         return self.scale.pow(2)
 
     def entropy(self) -> torch.Tensor:
+        """Σ_d ½ log(2πe scale_d²) per event."""
         return (self._sum_log_scale() + self.loc.shape[-1] * (0.5 + _HALF_LOG_2PI)).expand(self.batch_shape)
 
     def factors(self) -> dist.Normal:
@@ -187,6 +196,7 @@ class IndependentBernoulli(_OverLastDim):
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Σ_d x_d log σ(f_d) + (1 − x_d) log σ(−f_d), from the logits."""
         if self._validate_args:
             self._validate_sample(value)
         logits = self.logits
@@ -195,14 +205,17 @@ class IndependentBernoulli(_OverLastDim):
         return -binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """0/1 draws, without gradient."""
         with torch.no_grad():
             return torch.bernoulli(self.mean.expand(self._extended_shape(sample_shape)))
 
     @property
     def mean(self) -> torch.Tensor:
+        """sigmoid(logits)."""
         return torch.sigmoid(self.logits)
 
     @property
     def variance(self) -> torch.Tensor:
+        """p (1 − p)."""
         p = self.mean
         return p * (1 - p)

@@ -11,7 +11,7 @@ which model it measures. Results are accumulated on the data's device and read b
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch.distributions import constraints
@@ -27,6 +27,9 @@ from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale, lean_traces
 from pyro_vae.objectives import kl_per_dim
 
+# a Pyro model or guide: an nn.Module (forward is the program) or a plain function of the batch
+Program = Callable[..., Any]
+
 _WRAPPERS = (torch.distributions.Independent, ExpandedDistribution, MaskedDistribution)
 
 
@@ -38,7 +41,7 @@ def _sample_traces(model, guide, *batch):
     return prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
 
 
-def traces(model, guide, *batch):
+def traces(model: Program, guide: Program, *batch: torch.Tensor) -> tuple[poutine.Trace, poutine.Trace]:
     """(guide trace, model trace) with log-probabilities computed: one joint draw z ~ q, then p(x, z)."""
     guide_trace, model_trace = _sample_traces(model, guide, *batch)
     guide_trace.compute_log_prob()
@@ -58,7 +61,7 @@ def _batches(data, batch_size):
 
 
 @torch.no_grad()
-def elbo_parts(model, guide, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000) -> dict:
+def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000) -> dict:
     """Per-example ``elbo``, ``reconstruction`` (E_q log p(x|z)) and ``kl`` (E_q log q/p), one draw of z.
 
     Global sites (outside the ``"data"`` plate) are counted once for the whole data set, as in the
@@ -83,13 +86,13 @@ def elbo_parts(model, guide, data: torch.Tensor | Sequence[torch.Tensor], batch_
 
 
 @torch.no_grad()
-def encode(guide, x: torch.Tensor, site: str = "z") -> torch.Tensor:
+def encode(guide: Program, x: torch.Tensor, site: str = "z") -> torch.Tensor:
     """The mean of q(z|x) at ``site`` (for a Delta guide: the code itself)."""
     return poutine.trace(guide).get_trace(x).nodes[site]["fn"].mean
 
 
 @torch.no_grad()
-def reconstruct(model, guide, x: torch.Tensor, latent: str = "z", observed: str = "x") -> torch.Tensor:
+def reconstruct(model: Program, guide: Program, x: torch.Tensor, latent: str = "z", observed: str = "x") -> torch.Tensor:
     """E[x | z = mean of q(z|x)]: the model's reconstruction of x from its most likely code."""
     code = encode(guide, x, latent)
     trace = poutine.trace(poutine.condition(model, data={latent: code})).get_trace(x)
@@ -97,7 +100,17 @@ def reconstruct(model, guide, x: torch.Tensor, latent: str = "z", observed: str 
 
 
 @torch.no_grad()
-def reconstruction_mse(model, guide, data: torch.Tensor, batch_size: int = 1000) -> float:
+def generate(model: Program, x_like: torch.Tensor, observed: str = "x") -> torch.Tensor:
+    """E[x | z] for z ~ p(z), for any model: run without a guide, a model draws its latents from the prior.
+
+    ``x_like`` (n rows shaped like the data) gives the data plate its size; its values are not used
+    by the draw of z, only as the observed site's value, which the mean of p(x|z) ignores.
+    """
+    return poutine.trace(model).get_trace(x_like).nodes[observed]["fn"].mean
+
+
+@torch.no_grad()
+def reconstruction_mse(model: Program, guide: Program, data: torch.Tensor, batch_size: int = 1000) -> float:
     """Mean squared error per example, ‖x − E[x | μ(x)]‖², summed over dimensions."""
     total = None
     for (x,), n in _batches(data, batch_size):
@@ -107,7 +120,7 @@ def reconstruction_mse(model, guide, data: torch.Tensor, batch_size: int = 1000)
 
 
 @torch.no_grad()
-def log_likelihood(model, guide, data: torch.Tensor | Sequence[torch.Tensor], num_samples: int = 1000,
+def log_likelihood(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], num_samples: int = 1000,
                    batch_size: int | None = None, max_pairs: int | None = None, plate: str = "data") -> dict:
     """Importance-sampled log p(x) per example, the guide as proposal (Burda et al. 2016, appendix):
 
@@ -244,7 +257,7 @@ def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def kl_per_dimension(model, guide, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000,
+def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000,
                      latent: str = "z") -> list[float]:
     """KL_j = mean over x of KL(q(z_j|x) ‖ p(z_j)) for each dimension j of site ``latent``, in nats.
 

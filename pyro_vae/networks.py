@@ -56,4 +56,5 @@ def conv_decoder(latent_dim: int, shape, hidden: int) -> nn.Sequential:
 
 
 def data_dim(shape) -> int:
+    """Values per example: prod(shape)."""
     return math.prod(shape)

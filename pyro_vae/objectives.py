@@ -16,20 +16,24 @@ around model and guide, so they hold for every model in ``models/`` and for a us
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch.distributions import Independent, kl_divergence
 
 from pyro.distributions.util import scale_and_mask
-from pyro.infer import ELBO, Trace_ELBO
+from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO
 from pyro.infer.elbo import ELBOModule
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 
 from pyro_vae import elbos
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import SiteScale
+from pyro_vae.settings import ELBOS
 
-ELBOS = ("trace", "meanfield", "iwae")
+if TYPE_CHECKING:  # evaluate imports this module
+    from pyro_vae.evaluate import Program
+
 
 
 def scale_latents(beta: float) -> SiteScale:
@@ -72,6 +76,7 @@ class Objective:
         self.epoch = None
 
     def set_epoch(self, epoch: int) -> None:
+        """Tells the objective the epoch about to start (for the KL warm-up)."""
         self.epoch = epoch
 
     @property
@@ -79,14 +84,16 @@ class Objective:
         """β of the current epoch, after warm-up."""
         return warmup_beta(self.beta, self.epoch, self.kl_warmup)
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(self, model: Program, guide: Program, *args, **kwargs) -> torch.Tensor:
+        """−ELBO with the latent sites scaled by the current β (the inner ELBO's own when β = 1)."""
         beta = self.beta_now
         if beta == 1.0:
             return self.elbo.differentiable_loss(model, guide, *args, **kwargs)
         with SiteScale(beta):
             return self.elbo.differentiable_loss(model, guide, *args, **kwargs)
 
-    def loss(self, model, guide, *args, **kwargs) -> float:
+    def loss(self, model: Program, guide: Program, *args, **kwargs) -> float:
+        """−ELBO as a float, without gradients."""
         with torch.no_grad():
             return float(self.differentiable_loss(model, guide, *args, **kwargs))
 
@@ -94,6 +101,7 @@ class Objective:
         return ELBOModule(model, guide, self)
 
     def config(self) -> dict:
+        """The objective's settings as the config.json keys that rebuild it."""
         return {"elbo": self.name, "particles": self.particles, "beta": self.beta,
                 "kl_warmup": self.kl_warmup, "free_bits": self.free_bits}
 
@@ -106,6 +114,9 @@ def make_elbo(name: str, particles: int = 1, free_bits: float = 0.0,
     """The Pyro ELBO behind ``--elbo NAME --particles K [--free-bits λ]``, particles vectorized."""
     if name == "iwae":
         return IWAE(particles, max_plate_nesting)
+    if name == "enum":  # discrete sites marked infer={"enumerate": "parallel"} are summed out exactly
+        return TraceEnum_ELBO(num_particles=particles, vectorize_particles=particles > 1,
+                              max_plate_nesting=max_plate_nesting)
     if free_bits > 0:
         return FreeBitsELBO(free_bits, particles, analytic_kl=name == "meanfield",
                             max_plate_nesting=max_plate_nesting)
@@ -130,6 +141,9 @@ def _check(elbo, particles, beta, kl_warmup, free_bits) -> None:
     if isinstance(elbo, ELBO) and (particles != 1 or free_bits):
         raise UserError("particles and free_bits belong to the named objectives (trace, meanfield, iwae); "
                         "a Pyro ELBO instance brings its own num_particles")
+    if elbo == "enum" and free_bits > 0:
+        raise UserError("--free-bits clamps a closed-form or Monte Carlo KL per dimension: use --elbo trace or "
+                        "meanfield with --free-bits")
     if elbo == "iwae" and free_bits > 0:
         raise UserError("--free-bits clamps the KL term, which the IWAE bound does not have: "
                         "use --elbo trace or meanfield with --free-bits")
@@ -173,7 +187,8 @@ class IWAE(_VectorizedELBO):
     latents) make the weights joint over the batch, as in RenyiELBO.
     """
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(self, model: Program, guide: Program, *args, **kwargs) -> torch.Tensor:
+        """−log (1/K) Σ_k p(x, z_k)/q(z_k|x), z_k ~ q, summed over the batch."""
         model_trace, guide_trace = self._traces(model, guide, args, kwargs)
         terms = [(1.0, s) for s in model_trace.nodes.values() if s["type"] == "sample"] + \
                 [(-1.0, s) for s in guide_trace.nodes.values() if s["type"] == "sample"]
@@ -221,7 +236,8 @@ class FreeBitsELBO(_VectorizedELBO):
         super().__init__(num_particles, max_plate_nesting)
         self.free_bits, self.analytic_kl = free_bits, analytic_kl
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(self, model: Program, guide: Program, *args, **kwargs) -> torch.Tensor:
+        """−[E_q log p(x|z) − Σ_d max(λ, KL_d)], the KL per latent dimension floored at λ."""
         model_trace, guide_trace = self._traces(model, guide, args, kwargs)
         reconstruction = sum(s["log_prob_sum"] for s in model_trace.nodes.values()
                              if s["type"] == "sample" and s["is_observed"])
@@ -234,7 +250,7 @@ class FreeBitsELBO(_VectorizedELBO):
         return (kl - reconstruction) / self.num_particles
 
 
-def kl_per_dim(q_site, p_site, analytic: bool = True) -> tuple[torch.Tensor, torch.Tensor | float]:
+def kl_per_dim(q_site: dict, p_site: dict, analytic: bool = True) -> tuple[torch.Tensor, torch.Tensor | float]:
     """(Σ over the site's plates of scale·KL_j, Σ of scale): KL per latent dimension j of one latent site.
 
     Dimensions are the site's event dims declared with ``to_event``; a distribution with its own

@@ -1,83 +1,458 @@
 """A run folder is the unit a user shares: ``config.json`` rebuilds the model, ``checkpoint.pt`` fills it.
 
-    runs/NAME/config.json     everything needed to rebuild model and guide, and the data's name
+    runs/NAME/config.json     everything needed to rebuild model and guide ("model": the run's kind), and the data's name
     runs/NAME/metrics.jsonl   one line per epoch
     runs/NAME/checkpoint.pt   states only: model, guide, optimizer, RNGs, epoch
     runs/NAME/figures/
+
+``load(path)`` reopens any of them as a :class:`Run` of the kind its config names: ``vae``
+(:class:`ImageRun`), ``autoencoder`` (:class:`AutoencoderRun`), ``lda``/``prodlda`` (``pyro_vae.topics.run.TopicRun``), ``irt``
+(``pyro_vae.irt.run.IRTRun``), ``program`` (:class:`ProgramRun`: a user's own program trained with
+``pyro-vae train --program FILE.py:NAME``). Another kind plugs in with ``register(kind, RunClass)``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
+import torch
 from torch import nn
 
+import pyro
+
 from pyro_vae import checkpoint as ckpt
+from pyro_vae import parameters, settings
+from pyro_vae import program as programs
 from pyro_vae.errors import UserError
-from pyro_vae.guides import Encoder, EncoderGuide
-from pyro_vae.models import VAE
+from pyro_vae.guides import DeltaGuide, Encoder, EncoderGuide
+from pyro_vae.models import VAE, Autoencoder
 from pyro_vae.models import likelihoods
 from pyro_vae.networks import conv_decoder, conv_trunk, data_dim, mlp
 from pyro_vae.objectives import Objective
+from pyro_vae.train import CHECKPOINT, CONFIG, METRICS
+
+if TYPE_CHECKING:
+    from pyro_vae.data import Dataset
+    from pyro_vae.evaluate import Program
 
 
 def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
-    """The lecture's VAE: decoder f for p(x|z), encoder (μ, σ) for q_x(z), MLP or CNN networks."""
-    shape, latent, hidden = tuple(config["shape"]), config["latent_dim"], tuple(config["hidden"])
-    if config.get("network", "mlp") == "conv":
+    """The lecture's VAE: decoder f for p(x|z), encoder (μ, σ) for q_x(z), MLP or CNN networks.
+
+    ``config`` holds ``shape`` (of one example) and fields of :class:`pyro_vae.settings.VAE`; absent
+    fields take their defaults, defined there once.
+    """
+    shape, vae = _shape(config), settings.VAE.from_dict(config)
+    latent, hidden = vae.latent_dim, vae.hidden
+    if vae.network == "conv":
         trunk, decoder = conv_trunk(shape, hidden[0]), conv_decoder(latent, shape, hidden[0])
     else:
         trunk, decoder = mlp(data_dim(shape), hidden), mlp(latent, hidden[::-1], data_dim(shape))
+    encoder = Encoder(trunk, trunk[-2].out_features, latent)  # the trunk ends in Linear, ReLU
+    return VAE(decoder, latent, _likelihood(config)), EncoderGuide(encoder)
+
+
+def build_autoencoder(config: dict) -> tuple[nn.Module, nn.Module]:
+    """The lecture's autoencoder: z = e(x) (a Delta guide), x ~ likelihood(d(z)), the prior masked out, so
+    −ELBO = ‖x − d(e(x))‖² / 2c + const for the Gaussian likelihood; MLPs of widths ``hidden``."""
+    shape, vae = _shape(config), settings.VAE.from_dict(config)
+    latent, hidden = vae.latent_dim, vae.hidden
+    encoder, decoder = mlp(data_dim(shape), hidden, latent), mlp(latent, hidden[::-1], data_dim(shape))
+    return Autoencoder(decoder, latent, _likelihood(config)), DeltaGuide(encoder)
+
+
+def _shape(config: dict) -> tuple[int, ...]:
+    if "shape" not in config:
+        raise UserError("the config needs the shape of one example, e.g. {'shape': [1, 28, 28]}")
+    return tuple(config["shape"])
+
+
+def _likelihood(config: dict) -> nn.Module:
     # "gaussian": N(f, c I); "gaussian-learned": N(f, σ² I), σ a parameter in the checkpoint, c its start;
     # "bernoulli", "continuous-bernoulli": on logits f
-    likelihood = likelihoods.make(config["likelihood"], c=config.get("c", 1.0))
-    encoder = Encoder(trunk, trunk[-2].out_features, latent)  # the trunk ends in Linear, ReLU
-    return VAE(decoder, latent, likelihood), EncoderGuide(encoder)
-
-
-BUILDERS = {"vae": build_vae}
+    vae = settings.VAE.from_dict(config)
+    return likelihoods.make(vae.likelihood, c=vae.c)
 
 
 def objective(config: dict) -> Objective:
-    """The run's training objective from its config keys ``elbo``, ``particles``, ``beta``, ``kl_warmup``,
-    ``free_bits`` (absent keys: the plain ELBO, as in runs made before they existed)."""
-    return Objective(config.get("elbo", "trace"), particles=config.get("particles", 1),
-                     beta=config.get("beta", 1.0), kl_warmup=config.get("kl_warmup", 0),
-                     free_bits=config.get("free_bits", 0.0))
-
-
-def build(config: dict) -> tuple[nn.Module, nn.Module]:
-    kind = config.get("model", "vae")
-    if kind not in BUILDERS:
-        raise UserError(f"unknown model {kind!r} in config: choose one of {', '.join(BUILDERS)}")
-    return BUILDERS[kind](config)
+    """The run's training objective from the config's :class:`pyro_vae.settings.Objective` fields
+    (absent keys: their defaults, the plain ELBO, as in runs made before they existed)."""
+    o = settings.Objective.from_dict(config)
+    return Objective(o.elbo, particles=o.particles, beta=o.beta, kl_warmup=o.kl_warmup, free_bits=o.free_bits)
 
 
 @dataclass
 class Run:
+    """A trained run reopened from its folder: model and guide on the CPU in eval mode, with its config and
+    per-epoch metrics. Subclasses add what their kind can do; what a kind cannot do raises a UserError."""
+
     path: Path
     config: dict
     model: nn.Module
     guide: nn.Module
-    metrics: list[dict]
+    metrics: list[dict] = field(default_factory=list)
+
+    kind: ClassVar[str] = "run"
+
+    @staticmethod
+    def build(config: dict) -> tuple[nn.Module, nn.Module]:
+        """(model, guide) with fresh parameters from a config.json (each kind says how)."""
+        raise UserError("a Run subclass must say how to build its model and guide")
+
+    @classmethod
+    def rebuild(cls, config: dict) -> tuple[Program, Program]:
+        """(model, guide) ready to receive a checkpoint's states: ``build``, plus whatever makes lazy parameters."""
+        return cls.build(config)
+
+    @property
+    def data(self) -> dict:
+        """What the run was trained on (names, shapes, sizes), from its config."""
+        return {}
+
+    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+                 device: str | torch.device = "cpu") -> dict:
+        """Test-set measures of the run, as a dict of numbers."""
+        raise self.not_applicable("evaluate")
+
+    def sample(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
+        """Draws from the model's prior, decoded."""
+        raise self.not_applicable("sample", "its model has no decoder to draw examples from")
+
+    def figures(self, folder: str | Path | None = None) -> list[Path]:
+        """Redraws the run's figures into ``folder`` (default: the run's figures/); returns their paths."""
+        raise self.not_applicable("plot")
+
+    def not_applicable(self, action: str, why: str = "") -> UserError:
+        """The one-line error for an action this kind of run has no meaning for."""
+        return UserError(f"{action} does not apply to this {self.config.get('model')} run"
+                         f"{': ' + why if why else ''}")
+
+
+# kind (config["model"]) → "module:RunClass", imported on first use so loading one kind needs no other
+KINDS: dict[str, str | type[Run]] = {"vae": "pyro_vae.runs:ImageRun", "autoencoder": "pyro_vae.runs:AutoencoderRun",
+                                     "program": "pyro_vae.runs:ProgramRun", "lda": "pyro_vae.topics.run:TopicRun",
+                                     "prodlda": "pyro_vae.topics.run:TopicRun", "irt": "pyro_vae.irt.run:IRTRun"}
+
+
+def register(kind: str, run_class: type[Run] | str) -> None:
+    """Makes ``load`` and ``build`` open runs whose config says ``"model": kind`` as ``run_class``."""
+    KINDS[kind] = run_class
+
+
+def run_class(kind: str) -> type[Run]:
+    """The Run class of a kind; an unknown kind is a UserError naming the known ones."""
+    if kind is None:
+        raise UserError("this run was trained from Python with fit(..., out=...) but no config=, so config.json "
+                        "can't rebuild its model: pass config= (e.g. runs.build's config) or train with --program")
+    if kind not in KINDS:
+        raise UserError(f"unknown model {kind!r} in config: choose one of {', '.join(KINDS)}")
+    entry = KINDS[kind]
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        entry = KINDS[kind] = getattr(importlib.import_module(module), name)
+    return entry
+
+
+def build(config: dict, dataset: Dataset | None = None) -> tuple[Program, Program]:
+    """(model, guide) with fresh parameters from a config dict; ``"model"`` picks the kind (default vae).
+    A user's program (``"model": "program"``) is given ``dataset`` (else it is loaded by the config's name)."""
+    kind = config.get("model", "vae")
+    if kind == "program":
+        return ProgramRun.build(config, dataset)
+    return run_class(kind).build(config)
+
+
+def read_config(path: str | Path) -> dict:
+    """A run folder's config.json as a dict; a missing or damaged one is a one-line UserError."""
+    path = Path(path)
+    if not (path / CONFIG).is_file():
+        raise UserError(f"{str(path)!r} is not a run folder (no {CONFIG}): give the --out of a training run")
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{str(path / CONFIG)!r} is not valid JSON ({type(error).__name__}); "
+                        "the run folder is damaged, start a new --out") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{str(path / CONFIG)!r} is not a pyro-vae config; start a new --out")
+    return config
+
+
+def resumed(saved: dict, given: dict, free: tuple[str, ...] = ("epochs",)) -> dict:
+    """The settings of a resumed run: its saved config, with the ``free`` settings (e.g. epochs) replaced by
+    the ones ``given`` (None: not given); any other given setting that differs from the saved one is an error."""
+    config = dict(saved)
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key in free:
+            config[key] = value
+        elif key in saved and saved[key] != value:
+            raise UserError(f"--resume: the run was trained with {key}={saved[key]!r}, not {value!r}; "
+                            "drop the flag or start a new --out")
+    return config
 
 
 def load(path: str | Path) -> Run:
-    """Rebuilds a trained run's model and guide on the CPU from its folder."""
+    """Reopens a run folder of any kind: its model and guide rebuilt from config.json, filled from
+    checkpoint.pt, on the CPU in eval mode, with the metrics of every epoch."""
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise UserError(f"{str(path)!r} is not a run folder (no config.json): give the --out of a training run")
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{str(path / 'config.json')!r} is not valid JSON ({error.msg})") from None
-    model, guide = build(config)
-    state = ckpt.load(path / "checkpoint.pt")
-    ckpt.load_into({"model": model, "guide": guide}, state, path / "checkpoint.pt")
-    model.eval(), guide.eval()
-    metrics_file = path / "metrics.jsonl"
+    config = read_config(path)
+    cls = run_class(config.get("model", "vae"))
+    state = ckpt.load(path / CHECKPOINT)
+    model, guide = cls.rebuild(config)
+    parameters.load_state(model, guide, state, path / CHECKPOINT)  # module states and pyro.param values
+    for module in parameters.owners(model, guide):
+        module.eval()
+    metrics_file = path / METRICS
     metrics = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()] \
         if metrics_file.exists() else []
-    return Run(path, config, model, guide, metrics)
+    return cls(path, config, model, guide, metrics)
+
+
+class ImageRun(Run):
+    """A VAE run (``pyro-vae train``): encode images to codes, decode codes, generate, reconstruct.
+
+    Rows x are flattened examples in [0, 1] of shape (N, prod(shape)); codes z are (N, latent_dim).
+    """
+
+    kind = "vae"
+
+    @staticmethod
+    def build(config: dict) -> tuple[nn.Module, nn.Module]:
+        return build_vae(config)
+
+    @property
+    def data(self) -> dict:
+        return {"dataset": self.config.get("dataset"), "shape": self.config.get("shape"),
+                "data_dir": self.config.get("data_dir"), "binarize": self.config.get("binarize")}
+
+    def dataset(self, device: str | torch.device = "cpu") -> "Dataset":
+        """The run's data set (``pyro_vae.data.Dataset``), loaded again by name, on ``device``."""
+        from pyro_vae import data
+
+        return data.load(self.config["dataset"], self.config.get("data_dir")).to(device)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The codes μ(x), the mean of q(z|x), of rows x."""
+        from pyro_vae.evaluate import encode
+
+        return encode(self.guide, x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z] = f(z): the decoder's rows for codes z."""
+        with torch.no_grad():
+            return self.model.generate(z)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """E[x | z = μ(x)]: rows x through the encoder's mean and back through the decoder."""
+        from pyro_vae.evaluate import reconstruct
+
+        return reconstruct(self.model, self.guide, x)
+
+    def generate(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
+        """E[x|z] for ``num_samples`` draws z ~ p(z) = N(0, I), reproducible by ``seed``."""
+        from pyro_vae.plots import generate_samples
+
+        return generate_samples(self.model, num_samples, seed)
+
+    sample = generate
+
+    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+                 device: str | torch.device = "cpu") -> dict:
+        """Test-set ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) per example and its parts, the reconstruction
+        error, the KL per latent dimension and, with ``num_samples`` K, the importance-sampled
+        log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x) and bits/dim."""
+        from pyro import poutine
+
+        from pyro_vae.data import binarized_test
+        from pyro_vae.evaluate import elbo_parts, kl_per_dimension, log_likelihood, reconstruction_mse
+
+        dataset = self.dataset(device)
+        test = binarized_test(dataset.test) if self.config.get("binarize") else dataset.test
+        model, guide = parameters.to_device(self.model, self.guide, device)
+        torch.manual_seed(seed)
+        report = {"test_examples": test.shape[0], **{f"test_{k}": v for k, v in
+                                                     elbo_parts(model, guide, test, batch_size).items()},
+                  "test_reconstruction_mse": reconstruction_mse(model, guide, test, batch_size)}
+        if "z" in poutine.trace(guide).get_trace(test[:1]).nodes:  # models with a latent site "z"
+            report["test_kl_per_dim"] = kl_per_dimension(model, guide, test, batch_size)
+        sigma = getattr(getattr(model, "likelihood", None), "sigma", None)
+        if isinstance(sigma, torch.Tensor):  # gaussian-learned: the σ², i.e. the c, that training chose
+            report["learned_c"] = float(sigma.detach()) ** 2
+        if num_samples:
+            estimate = log_likelihood(model, guide, test, num_samples=num_samples)
+            report.update(is_samples=num_samples, test_log_likelihood=estimate["log_likelihood"],
+                          test_log_likelihood_stderr=estimate["log_likelihood_stderr"],
+                          test_bits_per_dim=estimate["bits_per_dim"])
+        return report
+
+    def figures(self, folder: str | Path | None = None) -> list[Path]:
+        """Reconstructions, prior samples, ELBO curves, latent codes and (2-D latent) the decoded manifold."""
+        from pyro_vae import plots
+
+        return plots.all_figures(self.model, self.guide, self.dataset(), self.metrics,
+                                 Path(folder) if folder is not None else self.path / "figures")
+
+
+class AutoencoderRun(ImageRun):
+    """An autoencoder run (config ``"model": "autoencoder"``): encode, decode and reconstruct as a VAE run;
+    no prior to sample from, so ``sample``/``generate`` say they do not apply."""
+
+    kind = "autoencoder"
+
+    @staticmethod
+    def build(config: dict) -> tuple[nn.Module, nn.Module]:
+        return build_autoencoder(config)
+
+    def generate(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
+        """Not for an autoencoder: its codes follow no distribution to draw from."""
+        raise self.not_applicable("sample", "an autoencoder has no prior p(z) to draw codes from; decode codes of "
+                                            "real examples instead: run.decode(run.encode(x))")
+
+    sample = generate
+
+    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+                 device: str | torch.device = "cpu") -> dict:
+        """Test-set reconstruction term E log p(x | z = e(x)) per example (the ELBO, as the prior is masked
+        out) and the reconstruction error ‖x − d(e(x))‖²; no importance sampling (q is a point mass)."""
+        from pyro_vae.evaluate import elbo_parts, reconstruction_mse
+
+        if num_samples:
+            raise self.not_applicable("--is-samples", "its guide is a point mass, not a proposal for log p(x)")
+        test = self.dataset(device).test
+        model, guide = self.model.to(device), self.guide.to(device)
+        torch.manual_seed(seed)
+        return {"test_examples": test.shape[0],
+                "test_reconstruction": elbo_parts(model, guide, test, batch_size)["reconstruction"],
+                "test_reconstruction_mse": reconstruction_mse(model, guide, test, batch_size)}
+
+    def figures(self, folder: str | Path | None = None) -> list[Path]:
+        """Reconstructions, the training curve and the latent codes (no prior samples, no manifold)."""
+        from pyro_vae import plots
+
+        folder = Path(folder) if folder is not None else self.path / "figures"
+        dataset, model, guide = self.dataset(), self.model.cpu().eval(), self.guide.cpu().eval()
+        x, labels = dataset.test[:2000], None if dataset.test_labels is None else dataset.test_labels[:2000]
+        plots.reconstructions(model, guide, x, dataset.shape, folder / "reconstructions.png")
+        plots.elbo_curves(self.metrics, folder / "elbo.png")
+        plots.latent(guide, x, labels, folder / "latent.png")
+        return [folder / "reconstructions.png", folder / "elbo.png", folder / "latent.png"]
+
+
+def program_spec(spec: str) -> str:
+    """``FILE.py:NAME`` with FILE made absolute, so the run folder finds it from anywhere."""
+    file, name = programs.resolve(spec)
+    return f"{file}:{name}"
+
+
+def row_index(x: torch.Tensor) -> torch.Tensor:
+    """Each row's position in the training set, for ``pyro.plate("data", N, subsample=index)``."""
+    return torch.arange(x.shape[0], device=x.device)
+
+
+class ProgramRun(ImageRun):
+    """A user's own Pyro program (``pyro-vae train --program FILE.py:NAME``), rebuilt from its file.
+
+    Every measure is computed from traces, so nothing here depends on how the program is written;
+    ``encode``, ``reconstruct`` and ``generate`` assume the VAE's site names, ``"z"`` for the latent and
+    ``"x"`` for the observed rows, and say so when the program has other ones.
+    """
+
+    kind = "program"
+
+    @staticmethod
+    def build(config: dict, dataset: Dataset | None = None) -> tuple[Program, Program]:
+        """The (model, guide) that the config's ``FILE.py:NAME`` names, given the data set."""
+        from pyro_vae import data
+
+        if dataset is None:
+            dataset = data.load(config["dataset"], config.get("data_dir"))
+        return programs.load(config["program"], dataset)
+
+    @classmethod
+    def rebuild(cls, config: dict) -> tuple[Program, Program]:
+        """The program, with an empty param store and one call so its lazily made parameters exist."""
+        from pyro_vae import data
+
+        dataset = data.load(config["dataset"], config.get("data_dir"))
+        pyro.clear_param_store()  # the run's pyro.param values come from its checkpoint, none from earlier programs
+        model, guide = cls.build(config, dataset)
+        rows = dataset.train[:2]
+        batch = (rows, row_index(rows)) if config.get("index") else (rows,)
+        # an autoguide's parameters appear on a first call; the checkpoint's values then replace them
+        parameters.initialize(model, guide, batch, torch.device("cpu"), dataset.train.shape[0],
+                              config.get("plate", "data"))
+        return model, guide
+
+    def _sites(self, action: str, x: torch.Tensor) -> None:
+        from pyro import poutine
+
+        if self.config.get("index"):
+            raise self.not_applicable(action, "its programs take each row's index (--index), which new rows lack")
+        names = poutine.trace(self.model).get_trace(x).nodes
+        if "z" not in names or "x" not in names:
+            raise self.not_applicable(action, "it needs a latent site 'z' and an observed site 'x' (the VAE's names)")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self._sites("encode", x)
+        return super().encode(x)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        self._sites("reconstruct", x)
+        return super().reconstruct(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z] for codes z: the model run with its latent site held at z."""
+        from pyro import poutine
+
+        x_like = z.new_zeros(z.shape[0], self.dataset().dim)
+        self._sites("decode", x_like)
+        with torch.no_grad():
+            trace = poutine.trace(poutine.condition(self.model, data={"z": z})).get_trace(x_like)
+        return trace.nodes["x"]["fn"].mean
+
+    def generate(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
+        """E[x|z] for ``num_samples`` draws z ~ p(z): the model run without its guide."""
+        from pyro_vae.evaluate import generate
+
+        x_like = torch.zeros(num_samples, self.dataset().dim)
+        self._sites("sample", x_like)
+        pyro.set_rng_seed(seed)
+        return generate(self.model, x_like)
+
+    sample = generate
+
+    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+                 device: str | torch.device = "cpu") -> dict:
+        """As for a VAE run; with ``--index`` on the training rows (the test rows have no local parameters)."""
+        if not self.config.get("index"):
+            return super().evaluate(batch_size, seed, num_samples, device)
+        from pyro_vae.evaluate import elbo_parts
+
+        x = self.dataset(device).train
+        model, guide = parameters.to_device(self.model, self.guide, device)
+        torch.manual_seed(seed)
+        return {"train_examples": x.shape[0], **{f"train_{k}": v for k, v in
+                                                 elbo_parts(model, guide, (x, row_index(x)), batch_size).items()}}
+
+    def figures(self, folder: str | Path | None = None) -> list[Path]:
+        """The ELBO curves; reconstructions and prior samples too when the program has sites "z" and "x"."""
+        from pyro_vae import plots
+
+        folder = Path(folder) if folder is not None else self.path / "figures"
+        paths = [folder / "elbo.png"]
+        plots.elbo_curves(self.metrics, paths[0])
+        dataset = self.dataset()
+        try:
+            x = dataset.test[:10]
+            self._sites("plot", x)
+            plots.reconstructions(self.model, self.guide, x, dataset.shape, folder / "reconstructions.png")
+            plots.write_samples(self.generate(64), dataset.shape, folder / "samples.png", "decoded draws z ~ p(z)")
+            paths += [folder / "reconstructions.png", folder / "samples.png"]
+        except UserError:
+            pass  # a program without the VAE's sites: the curves are what there is to draw
+        return paths

@@ -10,6 +10,8 @@ reason from a library). Print the table from the real messages with::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -66,6 +68,14 @@ def _(d, run):
     return ["evaluate", str(run), "--device", "cpu"], run
 
 
+@case("evaluate a run that fit() wrote without config=")
+def _(d, run):
+    run = copy_run(run, d)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "model": None}))
+    return ["evaluate", str(run), "--device", "cpu"], run
+
+
 @case("missing data path")
 def _(d, run):
     return TRAIN + ["--dataset", f"{d}/missing.npy", "--out", f"{d}/run"], d / "run"
@@ -102,6 +112,30 @@ for flag, value in [("--c", "0"), ("--lr", "-0.001"), ("--epochs", "0"), ("--bat
 @case("batch larger than the data")
 def _(d, run):
     return TRAIN + ["--dataset", small_npy(d), "--batch-size", "100", "--out", f"{d}/run"], d / "run"
+
+
+def irt_run(folder: Path) -> Path:
+    """A 2-epoch IRT run on lsat: a run folder of a kind without a decoder (its printed table discarded)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["irt", "--epochs", "2", "--device", "cpu", "--quiet", "--no-figures", "--out",
+                         str(folder / "irt")]) == 0
+    return folder / "irt"
+
+
+@case("sample on a run without a decoder (IRT, topics)")
+def _(d, run):
+    return ["sample", str(irt_run(d)), "--out", f"{d}/s.png"], d / "s.png"
+
+
+@case("--resume of an irt or topics run with a setting that differs from the run's")
+def _(d, run):
+    return ["irt", "--resume", "--out", str(irt_run(d)), "--model", "1pl", "--quiet"], d / "irt"
+
+
+@case("--resume of an irt or topics run on a folder that is not a run")
+def _(d, run):
+    (d / "notes").mkdir()
+    return ["topics", "--resume", "--out", f"{d}/notes", "--quiet"], d / "notes"
 
 
 @case("--resume on a folder that is not a run")
@@ -187,6 +221,63 @@ def _(d, run):
     (d / "answers.csv").write_text("q1,q2,q3\n1,0,1\n0,2,1\n1,,0\n")
     return ["irt", "--data", f"{d}/answers.csv", "--epochs", "1", "--device", "cpu", "--quiet", "--no-figures",
             "--out", f"{d}/run"], d / "run"
+
+
+PROGRAM_HEADER = "import pyro\nimport pyro.distributions as dist\nimport torch\n\n"
+
+
+def program_file(d: Path, body: str) -> str:
+    (d / "prog.py").write_text(PROGRAM_HEADER + body)
+    return str(d / "prog.py")
+
+
+def train_program(d, spec):
+    return TRAIN + ["--dataset", small_npy(d), "--program", spec, "--out", f"{d}/run"], d / "run"
+
+
+@case("--program file that does not exist")
+def _(d, run):
+    return train_program(d, f"{d}/missing.py:build")
+
+
+@case("--program without :NAME")
+def _(d, run):
+    return train_program(d, program_file(d, "pair = None\n"))
+
+
+@case("--program NAME the file does not define")
+def _(d, run):
+    return train_program(d, program_file(d, "def model(x):\n    pass\n") + ":build")
+
+
+@case("--program NAME that is no model/guide pair")
+def _(d, run):
+    return train_program(d, program_file(d, "build = 42\n") + ":build")
+
+
+@case("--program with no parameters")
+def _(d, run):
+    body = ("def model(x):\n    with pyro.plate('data', x.shape[0]):\n"
+            "        pyro.sample('x', dist.Normal(0.0, 1.0).expand([x.shape[1]]).to_event(1), obs=x)\n\n"
+            "def guide(x):\n    pass\n\npair = (model, guide)\n")
+    return train_program(d, program_file(d, body) + ":pair")
+
+
+@case("--program guide lacking a latent site of the model")
+def _(d, run):
+    body = ("def model(x):\n    mu = pyro.sample('mu', dist.Normal(x.new_zeros(x.shape[1]), 1.0).to_event(1))\n"
+            "    with pyro.plate('data', x.shape[0]):\n"
+            "        pyro.sample('x', dist.Normal(mu, 1.0).to_event(1), obs=x)\n\n"
+            "def guide(x):\n    pyro.param('unused', torch.zeros(1))\n\npair = (model, guide)\n")
+    return train_program(d, program_file(d, body) + ":pair")
+
+
+@case("--program with per-example sites outside the data plate")
+def _(d, run):
+    body = ("def model(x):\n    loc = pyro.param('loc', torch.zeros(x.shape[1]))\n"
+            "    pyro.sample('x', dist.Normal(loc.expand(x.shape), 1.0).to_event(2), obs=x)\n\n"
+            "def guide(x):\n    pass\n\npair = (model, guide)\n")
+    return train_program(d, program_file(d, body) + ":pair")
 
 
 def snapshot(path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+import pyro_vae
 from pyro_vae import cli, runs
 from pyro_vae import data as datasets
 
@@ -125,7 +127,7 @@ def test_help_of_every_subcommand(capsys):
         assert text.startswith(f"usage: pyro-vae {name}") and "-h, --help" in text
         assert name not in ("evaluate", "sample", "plot") or "RUN" in text
     text = help_text("train")
-    for words in ("--latent-dim", "default 2", "observation variance c", "KL", "--likelihood", "--resume",
+    for words in ("--latent-dim", "default: 2", "observation variance c", "KL", "--likelihood", "--resume",
                   "--hidden", "--epochs", "--batch-size", "--lr", "--seed", "--out", "mnist-5k"):
         assert words in text, words
     assert "ELBO" in help_text("evaluate") and "N(0, I)" in help_text("sample")
@@ -182,3 +184,66 @@ def test_console_script_exits_2_with_one_line(tmp_path):
                           timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("pyro-vae: error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+# --- the face of the command: quick help, --version, every default shown ------------------------------
+NO_TORCH_HELP = """
+import argparse, contextlib, io, sys
+from pyro_vae.commands import {names}
+parser = argparse.ArgumentParser(prog="pyro-vae")
+sub = parser.add_subparsers()
+for command in ({names},):
+    command.add_parser(sub)
+with contextlib.redirect_stdout(io.StringIO()):
+    parser.print_help()
+    for choice in sub.choices.values():
+        choice.print_help()
+print("torch" in sys.modules, "matplotlib" in sys.modules)
+"""
+
+
+def test_help_of_the_subcommands_imports_no_torch():
+    """Building the parser and printing every help imports neither torch nor matplotlib (a fresh process)."""
+    code = NO_TORCH_HELP.format(names=", ".join(cli.COMMANDS))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_pyro_vae_help_imports_no_torch():
+    code = "import sys\nfrom pyro_vae import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n" \
+           "print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"pyro-vae {pyro_vae.__version__}"
+
+
+def test_top_level_help_names_the_data_folder_and_has_no_restructuredtext(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "PYRO_VAE_DATA" in text and "~/.cache/pyro-vae" in text
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_default_is_shown_in_help(name):
+    """An option with a default says so in its help; the ones whose default is computed say how."""
+    parser = cli.build_parser()
+    command = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    for action in command._actions:
+        if action.option_strings and action.help not in (None, argparse.SUPPRESS) and action.nargs != 0:
+            shown = "default" in action.help or action.required
+            assert shown or action.option_strings in (["--is-samples"], ["--program"]), (name, action.help)
+
+
+@pytest.mark.parametrize("name", ["topics", "train"])
+def test_data_dir_help_shows_its_default(name):
+    parser = cli.build_parser()
+    command = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    (action,) = [a for a in command._actions if "--data-dir" in a.option_strings]
+    assert "default" in action.help and (name == "topics" or "PYRO_VAE_DATA" in action.help)

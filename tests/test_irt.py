@@ -22,10 +22,10 @@ from pyro.infer import TraceMeanField_ELBO
 from scipy.integrate import quad
 from scipy.special import expit
 
-from pyro_vae import exams
-from pyro_vae import irt_reference as reference
+from pyro_vae.irt import exams
+from pyro_vae.irt import reference
 from pyro_vae.cli import main
-from pyro_vae.commands import irt
+from pyro_vae.irt import fitting, report
 from pyro_vae.models.irt import IRT, KINDS
 from pyro_vae.train import ScaledLoss
 
@@ -34,7 +34,7 @@ LSAT_PROPORTIONS = [0.924, 0.709, 0.553, 0.763, 0.870]
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    with irt.one_thread():
+    with fitting.one_thread():
         yield
 
 
@@ -142,7 +142,7 @@ def test_missing_answers_do_not_enter_the_likelihood():
 @pytest.mark.parametrize("guide", ["amortized", "meanfield"])
 def test_model_and_guide_run_on_the_meta_device(kind, guide):
     data = exams.synthetic("2pl", 40, 6, 0.2)
-    model, q = irt.build({"kind": kind, "guide": guide, "items": "latent", "num_items": 6, "num_students": 40})
+    model, q = fitting.build({"kind": kind, "guide": guide, "items": "latent", "num_items": 6, "num_students": 40})
     batch = data.tensors(with_index=True)
     objective = TraceMeanField_ELBO(num_particles=2, vectorize_particles=True, max_plate_nesting=2)
     with torch.device("meta"):
@@ -157,8 +157,8 @@ def test_model_and_guide_run_on_the_meta_device(kind, guide):
                                              ("1pl", {"difficulty": 0.03, "ll": 0.05})])
 def test_svi_with_point_items_lands_on_the_mml_reference_on_lsat(kind, tolerance):
     data = exams.lsat()
-    model, guide, _ = irt.train(data, kind, "amortized", "point", epochs=300, quiet=True, device="cpu")
-    estimates = irt.item_estimates(model, guide)
+    model, guide, _ = fitting.train(data, kind, "amortized", "point", epochs=300, quiet=True, device="cpu")
+    estimates = report.item_estimates(model, guide)
     mml = reference.fit_mml(kind, data.answers.numpy())
     for name in model.item_sites:
         assert np.abs(estimates[name] - mml[name]).max() < tolerance[name], name
@@ -170,29 +170,29 @@ def test_svi_with_point_items_lands_on_the_mml_reference_on_lsat(kind, tolerance
 def synthetic_fits():
     full = exams.synthetic("2pl", 1200, 20, missing=0.2, seed=1)
     train = replace(full, answers=full.answers[:1000], mask=full.mask[:1000], students=full.students[:1000])
-    fits = {guide: irt.train(train, "2pl", guide, "latent", epochs=300, quiet=True, device="cpu")[:2]
+    fits = {guide: fitting.train(train, "2pl", guide, "latent", epochs=300, quiet=True, device="cpu")[:2]
             for guide in ("amortized", "meanfield")}
     return full, train, fits
 
 
 def test_parameter_recovery_with_20_percent_missing(synthetic_fits):
     full, train, fits = synthetic_fits
-    estimates = irt.item_estimates(*fits["amortized"])
+    estimates = report.item_estimates(*fits["amortized"])
     assert np.corrcoef(estimates["difficulty"], full.truth["difficulty"])[0, 1] >= 0.98
     assert np.corrcoef(estimates["discrimination"], full.truth["discrimination"])[0, 1] >= 0.85
     truth = {k: full.truth[k].numpy() for k in ("difficulty", "discrimination")}
     best, _ = reference.posterior_ability("2pl", truth, train.answers.numpy(), train.mask.numpy())
     ability = full.truth["ability"][:1000].numpy()
-    means, _ = irt.abilities(fits["amortized"][1], train)
+    means, _ = report.abilities(fits["amortized"][1], train)
     assert np.corrcoef(means, ability)[0, 1] >= np.corrcoef(best, ability)[0, 1] - 0.01
 
 
 def test_amortized_guide_agrees_with_the_meanfield_guide(synthetic_fits):
     _, train, fits = synthetic_fits
-    amortized, meanfield = (irt.item_estimates(*fits[g]) for g in ("amortized", "meanfield"))
+    amortized, meanfield = (report.item_estimates(*fits[g]) for g in ("amortized", "meanfield"))
     assert np.abs(amortized["difficulty"] - meanfield["difficulty"]).max() < 0.3
     assert np.abs(amortized["discrimination"] - meanfield["discrimination"]).max() < 0.25
-    (mean_a, sd_a), (mean_m, sd_m) = (irt.abilities(fits[g][1], train) for g in ("amortized", "meanfield"))
+    (mean_a, sd_a), (mean_m, sd_m) = (report.abilities(fits[g][1], train) for g in ("amortized", "meanfield"))
     assert np.corrcoef(mean_a, mean_m)[0, 1] > 0.99
     assert np.abs(mean_a - mean_m).mean() < 0.1 and np.abs(sd_a - sd_m).mean() < 0.1
     items = {k: amortized[k] for k in ("difficulty", "discrimination")}
@@ -203,7 +203,7 @@ def test_amortized_guide_agrees_with_the_meanfield_guide(synthetic_fits):
 def test_amortized_guide_scores_new_students_on_any_subset_without_refitting(synthetic_fits):
     full, _, fits = synthetic_fits
     model, guide = fits["amortized"]
-    estimates = irt.item_estimates(model, guide)
+    estimates = report.item_estimates(model, guide)
     items = {k: estimates[k] for k in ("difficulty", "discrimination")}
     answers, given = full.answers[1000:], full.mask[1000:]
     three = torch.zeros_like(given).scatter_(1, torch.randperm(20, generator=torch.Generator().manual_seed(0))[:3]

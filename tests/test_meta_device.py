@@ -88,3 +88,62 @@ def test_fit_one_epoch_with_checkpoint_under_the_meta_device(tmp_path):
     assert all(p.device.type == "cpu" and torch.isfinite(p).all() for p in model.parameters())
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and all(t.device.type == "cpu" for t in state["model"].values())
+
+
+def _global_mean():
+    """A plain-function program (Pyro's SVI-tutorial idiom) written device-clean: x.new_zeros."""
+    import pyro
+    import pyro.distributions as dist
+    from torch.distributions import constraints
+
+    def model(x):
+        mu = pyro.sample("mu", dist.Normal(x.new_zeros(x.shape[1]), 10.0).to_event(1))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(mu, 1.0).to_event(1), obs=x)
+
+    def guide(x):
+        loc = pyro.param("mu_loc", lambda: x.new_zeros(x.shape[1]))
+        scale = pyro.param("mu_scale", lambda: x.new_ones(x.shape[1]), constraint=constraints.positive)
+        pyro.sample("mu", dist.Normal(loc, scale).to_event(1))
+
+    return model, guide
+
+
+def _regression_with_autoguide():
+    """A PyroModule whose autoguide makes its parameters on the first call, inside fit."""
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer.autoguide import AutoNormal
+    from pyro.nn import PyroModule, PyroSample
+
+    class Regression(PyroModule):
+        def __init__(self):
+            super().__init__()
+            self.linear = PyroModule[torch.nn.Linear](3, 1)
+            self.linear.weight = PyroSample(lambda linear: dist.Normal(linear.bias.new_zeros(()), 1.0)
+                                            .expand([1, 3]).to_event(2))
+
+        def forward(self, rows):
+            mean = self.linear(rows[:, :3]).squeeze(-1)
+            with pyro.plate("data", rows.shape[0]):
+                pyro.sample("obs", dist.Normal(mean, 1.0), obs=rows[:, 3])
+
+    torch.manual_seed(0)
+    model = Regression()
+    return model, AutoNormal(model)
+
+
+@pytest.mark.parametrize("build", [_global_mean, _regression_with_autoguide], ids=["pyro.param", "autoguide"])
+def test_fit_and_resume_of_a_users_program_under_the_meta_device(build, tmp_path):
+    """The new paths: the first call that makes lazy parameters, param-store checkpoints, resume."""
+    x = torch.randn(48, 4, generator=torch.Generator().manual_seed(0))
+    model, guide = build()
+    with torch.device("meta"):
+        fit(model, guide, x, epochs=1, batch_size=16, device="cpu", quiet=True, out=tmp_path / "run")
+    model, guide = build()
+    with torch.device("meta"):
+        history = fit(model, guide, x, epochs=2, batch_size=16, device="cpu", quiet=True, out=tmp_path / "run",
+                      resume=True)
+    assert [h["epoch"] for h in history] == [1, 2] and all(math.isfinite(h["train_loss"]) for h in history)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in state["param_store"].values())

@@ -119,7 +119,7 @@ def test_likelihood_seam_gaussian_and_bernoulli_means():
     f = torch.linspace(-3, 3, 7)
     assert torch.equal(Gaussian(c=0.5).mean(f), f) and Gaussian(c=0.5)(f).variance[0] == pytest.approx(0.5)
     assert torch.allclose(Bernoulli().mean(f), torch.sigmoid(f))
-    assert isinstance(VAE(torch.nn.Identity(), 7, Gaussian()).prior(f[None]).loc, torch.Tensor)
+    assert isinstance(VAE(torch.nn.Identity(), 7, Gaussian(1.0)).prior(f[None]).loc, torch.Tensor)
 
 
 def test_conv_networks_for_28x28_images():

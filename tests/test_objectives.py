@@ -361,7 +361,7 @@ def test_bad_objective_flags_exit_2_and_leave_no_run_folder(flags, message, tmp_
 
 
 def test_dynamic_binarization_draws_fresh_binary_pixels_each_batch():
-    from pyro_vae.commands.train import binarize_batch, binarized_test
+    from pyro_vae.data import binarize_batch, binarized_test
 
     x = torch.full((500, 4), 0.3)
     first, second = binarize_batch((x,))[0], binarize_batch((x,))[0]

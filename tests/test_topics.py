@@ -18,7 +18,9 @@ import pyro.distributions as dist
 from pyro import poutine
 from pyro.infer import TraceEnum_ELBO, TraceMeanField_ELBO
 
-from pyro_vae import cli, text, topic_metrics
+from pyro_vae import cli
+from pyro_vae.topics import metrics
+from pyro_vae.topics.corpus import load_corpus
 from pyro_vae.guides.topics import DocumentEncoder, LDAGuide, ProdLDAGuide
 from pyro_vae.models.topics import LDA, ProdLDA, Words, dirichlet_from_laplace, laplace_prior, words_of
 from pyro_vae.train import ScaledLoss, fit
@@ -184,7 +186,7 @@ def test_npmi_matches_a_hand_computation():
     fruit = npmi(2 / 4, 2 / 4, 3 / 4)  # (banana, apple): log(4/3) / log 2
     pets = npmi(1 / 4, 1 / 4, 1 / 4)  # always together: 1
     mixed = (npmi(2 / 4, 2 / 4, 3 / 4) + npmi(1 / 4, 1 / 4, 3 / 4) + npmi(0, 1 / 4, 2 / 4)) / 3
-    mean, per_topic = topic_metrics.npmi([["apple", "banana"], ["dog", "cat"], ["apple", "banana", "cherry"]],
+    mean, per_topic = metrics.npmi([["apple", "banana"], ["dog", "cat"], ["apple", "banana", "cherry"]],
                                          TOY_TEXTS)
     assert fruit == pytest.approx(math.log(4 / 3) / math.log(2)) and pets == pytest.approx(1.0)
     assert per_topic == pytest.approx([fruit, pets, mixed], abs=1e-9)
@@ -192,15 +194,15 @@ def test_npmi_matches_a_hand_computation():
 
 
 def test_npmi_skips_words_missing_from_the_reference_texts():
-    _, per_topic = topic_metrics.npmi([["zebra", "dog", "cat"]], TOY_TEXTS)  # zebra never occurs
+    _, per_topic = metrics.npmi([["zebra", "dog", "cat"]], TOY_TEXTS)  # zebra never occurs
     assert per_topic == pytest.approx([1.0], abs=1e-9)
 
 
 def test_topic_diversity_by_hand():
     a = [f"w{i}" for i in range(25)]
     b = [f"w{i}" for i in range(20, 45)]  # shares w20..w24 with a
-    assert topic_metrics.diversity([a, b]) == pytest.approx(45 / 50)
-    assert topic_metrics.diversity([a, a, a]) == pytest.approx(25 / 75)
+    assert metrics.diversity([a, b]) == pytest.approx(45 / 50)
+    assert metrics.diversity([a, a, a]) == pytest.approx(25 / 75)
 
 
 class PriorGuide(nn.Module):
@@ -216,7 +218,7 @@ class PriorGuide(nn.Module):
 def test_perplexity_of_uniform_topics_is_the_vocabulary_size():
     counts = torch.poisson(torch.full((7, 11), 2.0), generator=torch.Generator().manual_seed(0))
     model = LDA(11, 3, max_length=int(counts.sum(1).max()), alpha=0.3)
-    assert topic_metrics.perplexity(model, PriorGuide(), counts, batch_size=3) == pytest.approx(11, rel=1e-5)
+    assert metrics.perplexity(model, PriorGuide(), counts, batch_size=3) == pytest.approx(11, rel=1e-5)
 
 
 # ---------------------------------------------------------------- devices and the command line
@@ -229,7 +231,7 @@ def test_prodlda_trains_and_evaluates_under_the_meta_device():
         loss = ScaledLoss(TraceMeanField_ELBO()(model, guide), 100)(counts)
         loss.backward()
         assert loss.device.type == "cpu"
-        assert math.isfinite(topic_metrics.evaluator(model.eval(), guide.eval(), (counts,))["perplexity"])
+        assert math.isfinite(metrics.evaluator(model.eval(), guide.eval(), (counts,))["perplexity"])
         assert model.topics().device.type == "cpu" and guide.proportions(counts).device.type == "cpu"
 
 
@@ -271,7 +273,7 @@ def test_topics_command_end_to_end_on_lee(tmp_path, capsys, model):
                  "figures/topic_words.png", "figures/document_topics.png"):
         assert (out / name).is_file(), name
     report = json.loads((out / "topics.json").read_text())
-    vocab = set(text.load_corpus("lee").vocab)
+    vocab = set(load_corpus("lee").vocab)
     assert [t["topic"] for t in report["topics"]] == [1, 2, 3, 4, 5]
     assert all(len(t["words"]) == 10 and set(t["words"]) <= vocab for t in report["topics"])
     assert set(report["measures"]) == {f"{model} (pyro)", *(["sklearn LDA"] if baseline else [])}
@@ -297,7 +299,7 @@ def test_own_corpora_a_folder_of_txt_files_and_one_document_per_line(tmp_path):
     lines = tmp_path / "docs.txt"
     lines.write_text("\n".join(DOCS[:3]) + "\n\n" + "\n".join(DOCS[3:]) + "\n")  # a blank line is no document
     for source in (folder, lines):
-        corpus = text.load_corpus(str(source), min_df=1, max_df=1.0, max_features=None, test_size=1 / 3)
+        corpus = load_corpus(str(source), min_df=1, max_df=1.0, max_features=None, test_size=1 / 3)
         assert corpus.train.shape[0] == 4 and corpus.test.shape[0] == 2
         assert "and" not in corpus.vocab and {"cats", "dogs", "birds"} <= set(corpus.vocab)
         # the counts are the word lists the coherence is measured on

@@ -73,7 +73,7 @@ def test_checkpoint_round_trip_and_resume_continues_the_same_trajectory(digits, 
     model, guide = vae()
     fit(model, guide, data, epochs=2, out=tmp_path / "resumed", **options)
     state = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)  # states only, no pickles
-    assert state["epoch"] == 2 and state["step"] == 2 * 6 and state["config"] == CONFIG
+    assert state["epoch"] == 2 and state["step"] == 2 * 6 and CONFIG.items() <= state["config"].items()
     assert {"model", "guide", "optimizer", "rng"} <= set(state)
     assert all(torch.equal(state["model"][k], v) for k, v in model.state_dict().items())
 
@@ -92,7 +92,7 @@ def test_checkpoint_round_trip_and_resume_continues_the_same_trajectory(digits, 
 
     # round trip: config.json + checkpoint.pt alone rebuild the trained model and guide
     loaded = runs.load(tmp_path / "resumed")
-    assert loaded.config == CONFIG and len(loaded.metrics) == 3
+    assert CONFIG.items() <= loaded.config.items() and len(loaded.metrics) == 3
     for trained, restored in ((model, loaded.model), (guide, loaded.guide)):
         for (name, a), (_, b) in zip(trained.state_dict().items(), restored.state_dict().items()):
             assert torch.equal(a, b), name

@@ -1,56 +1,39 @@
-"""pyro-vae evaluate RUN: test-set measures of a trained run, as JSON."""
+"""pyro-vae evaluate RUN: test-set measures of a trained run of any kind, as JSON."""
 
 from __future__ import annotations
 
-import json
-
-import torch
-
-from pyro import poutine
-
-from pyro_vae import data as datasets
-from pyro_vae import runs
 from pyro_vae.commands.options import add_device, positive_int
-from pyro_vae.commands.train import binarized_test
-from pyro_vae.evaluate import elbo_parts, kl_per_dimension, log_likelihood, reconstruction_mse
-from pyro_vae.train import resolve_device
+
+BATCH_SIZE, SEED = 1000, 0
 
 
 def add_parser(sub) -> None:
+    """Adds ``evaluate`` to the subparsers."""
     p = sub.add_parser("evaluate", help="test ELBO, IS log-likelihood and reconstruction error of a run, as JSON",
-                       description="Test-set ELBO per example = E_q[log p(x|z)] − KL(q_x(z) ‖ p(z)) in nats, "
-                                   "its two parts, the KL per latent dimension (≈ 0: a collapsed dimension), the "
-                                   "reconstruction error ‖x − E[x|μ(x)]‖², and with --is-samples K the "
-                                   "importance-sampled log p(x) ≈ log (1/K) Σ_k p(x, z_k)/q(z_k|x) and bits/dim.")
-    p.add_argument("run_dir", metavar="RUN", help="a run folder written by pyro-vae train")
-    p.add_argument("--batch-size", type=positive_int, default=1000, help="examples per evaluation batch")
-    p.add_argument("--seed", type=int, default=0, help="seed for the Monte Carlo draw of z")
+                       description="VAE runs: test-set ELBO per example = E_q[log p(x|z)] − KL(q_x(z) ‖ p(z)) in "
+                                   "nats, its two parts, the KL per latent dimension (≈ 0: a collapsed dimension), "
+                                   "the reconstruction error ‖x − E[x|μ(x)]‖², and with --is-samples K the "
+                                   "importance-sampled log p(x) ≈ log (1/K) Σ_k p(x, z_k)/q(z_k|x) and bits/dim. "
+                                   "Topic runs: held-out ELBO per document and perplexity. IRT runs: ELBO and the "
+                                   "exact marginal log-likelihood on the students it was fitted to.")
+    p.add_argument("run_dir", metavar="RUN", help="a run folder written by pyro-vae train, topics or irt")
+    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
+                   help=f"examples per evaluation batch (default {BATCH_SIZE})")
+    p.add_argument("--seed", type=int, default=SEED, help=f"seed for the Monte Carlo draw of z (default {SEED})")
     p.add_argument("--is-samples", type=positive_int, metavar="K",
                    help="also estimate log p(x) by importance sampling with K draws from the guide per example "
-                        "(K = 5000 is the usual protocol; memory does not grow with K)")
+                        "(K = 5000 is the usual protocol; memory does not grow with K; topic runs: draws of θ_d)")
     add_device(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> None:
-    result = runs.load(args.run_dir)
-    device = resolve_device(args.device)
-    dataset = datasets.load(result.config["dataset"], result.config.get("data_dir")).to(device)
-    test = binarized_test(dataset.test) if result.config.get("binarize") else dataset.test
-    model, guide = result.model.to(device), result.guide.to(device)
-    torch.manual_seed(args.seed)
-    parts = elbo_parts(model, guide, test, args.batch_size)
-    report = {"run": str(args.run_dir), "test_examples": test.shape[0],
-              **{f"test_{k}": v for k, v in parts.items()},
-              "test_reconstruction_mse": reconstruction_mse(model, guide, test, args.batch_size)}
-    if "z" in poutine.trace(guide).get_trace(test[:1]).nodes:  # models with a latent site "z"
-        report["test_kl_per_dim"] = kl_per_dimension(model, guide, test, args.batch_size)
-    sigma = getattr(getattr(model, "likelihood", None), "sigma", None)
-    if isinstance(sigma, torch.Tensor):  # gaussian-learned: the σ², i.e. the c, that training chose
-        report["learned_c"] = float(sigma.detach()) ** 2
-    if args.is_samples:
-        estimate = log_likelihood(model, guide, test, num_samples=args.is_samples)
-        report.update(is_samples=args.is_samples, test_log_likelihood=estimate["log_likelihood"],
-                      test_log_likelihood_stderr=estimate["log_likelihood_stderr"],
-                      test_bits_per_dim=estimate["bits_per_dim"])
-    print(json.dumps(report, indent=2))
+    """Prints the run's test-set measures as JSON."""
+    import json
+
+    from pyro_vae import runs
+    from pyro_vae.train import resolve_device
+
+    report = runs.load(args.run_dir).evaluate(batch_size=args.batch_size, seed=args.seed,
+                                              num_samples=args.is_samples, device=resolve_device(args.device))
+    print(json.dumps({"run": str(args.run_dir), **report}, indent=2))

@@ -39,5 +39,14 @@ def sizes(text: str) -> tuple[int, ...]:
 
 
 def add_device(parser) -> None:
+    """--device, resolved later by ``train.resolve_device``."""
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU when there is one), cpu, cuda or cuda:N (default: auto)")
+
+
+def add_resume(parser) -> None:
+    """--resume and --overwrite, for the commands that write a run folder into --out."""
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its checkpoint, with its saved settings "
+                             "(give --epochs to train longer)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")

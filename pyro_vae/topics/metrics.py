@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -24,11 +25,15 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.poutine.util import site_is_subsample
 
 from pyro_vae.errors import UserError
+from pyro_vae.evaluate import Program
+
+if TYPE_CHECKING:
+    from pyro_vae.topics.corpus import Corpus
 
 TOP_COHERENCE, TOP_DIVERSITY = 10, 25
 
 
-def topic_words(model, guide) -> torch.Tensor:
+def topic_words(model: Program, guide: Program) -> torch.Tensor:
     """(T, V) topic-word weights: the guide's E_q[φ] (LDA), else the model's own (ProdLDA)."""
     return guide.topics() if hasattr(guide, "topics") else model.topics()
 
@@ -64,7 +69,7 @@ def diversity(topics: list[list[str]], k: int = TOP_DIVERSITY) -> float:
     return len({w for topic in topics for w in topic[:k]}) / (k * len(topics))
 
 
-def _globals_at_their_mean(model, guide, counts: torch.Tensor):
+def _globals_at_their_mean(model: Program, guide: Program, counts: torch.Tensor):
     """model and guide with every latent outside the "data" plate fixed to its mean under q and hidden."""
     trace = poutine.trace(guide).get_trace(counts)
     fixed = {name: site["fn"].mean for name, site in trace.nodes.items()
@@ -77,7 +82,7 @@ def _globals_at_their_mean(model, guide, counts: torch.Tensor):
 
 
 @torch.no_grad()
-def document_elbo(model, guide, counts: torch.Tensor, batch_size: int = 1000, num_particles: int = 1) -> float:
+def document_elbo(model: Program, guide: Program, counts: torch.Tensor, batch_size: int = 1000, num_particles: int = 1) -> float:
     """Σ_d ELBO_d over the documents (rows of ``counts``), in nats.
 
     ELBO_d = E_q[log p(words_d | θ_d, φ̄)] − KL(q(θ_d) ‖ p(θ_d)), estimated with ``num_particles``
@@ -94,19 +99,19 @@ def document_elbo(model, guide, counts: torch.Tensor, batch_size: int = 1000, nu
     return total
 
 
-def perplexity(model, guide, counts: torch.Tensor, batch_size: int = 1000, num_particles: int = 1) -> float:
+def perplexity(model: Program, guide: Program, counts: torch.Tensor, batch_size: int = 1000, num_particles: int = 1) -> float:
     """exp(−Σ_d ELBO_d / Σ_d N_d): an upper bound on the per-word perplexity of the documents."""
     return math.exp(-document_elbo(model, guide, counts, batch_size, num_particles) / float(counts.sum()))
 
 
-def evaluator(model, guide, data, batch_size: int = 1000) -> dict:
+def evaluator(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000) -> dict:
     """For ``fit(evaluator=...)``: ELBO per document and per-word perplexity."""
     counts = data[0] if isinstance(data, (tuple, list)) else data
     elbo = document_elbo(model, guide, counts, batch_size)
     return {"elbo": elbo / counts.shape[0], "perplexity": math.exp(-elbo / float(counts.sum()))}
 
 
-def measure(model, guide, corpus, num_particles: int = 4) -> dict:
+def measure(model: Program, guide: Program, corpus: Corpus, num_particles: int = 4) -> dict:
     """The three measures of a trained model on a corpus, as in the comparison table."""
     model.eval(), guide.eval()
     ranked = top_words(topic_words(model, guide), corpus.vocab, n=max(TOP_DIVERSITY, 3 * TOP_COHERENCE))

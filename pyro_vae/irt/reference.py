@@ -47,14 +47,15 @@ def _log_likelihood_at_nodes(kind, params, answers, mask, z):
     return right @ log_expit(eta).T + wrong @ log_expit(-eta).T
 
 
-def marginal_log_likelihood(kind: str, params: dict, answers, mask=None, num_nodes: int = NUM_NODES) -> np.ndarray:
+def marginal_log_likelihood(kind: str, params: dict, answers: np.ndarray, mask: np.ndarray | None = None, num_nodes: int = NUM_NODES) -> np.ndarray:
     """log p(x_s) for every student s (missing answers integrate to 1, so they drop out)."""
     answers, mask = _arrays(answers, mask)
     z, w = quadrature(num_nodes)
     return logsumexp(_log_likelihood_at_nodes(kind, params, answers, mask, z) + np.log(w), axis=1)
 
 
-def posterior_ability(kind: str, params: dict, answers, mask=None, num_nodes: int = NUM_NODES):
+def posterior_ability(kind: str, params: dict, answers: np.ndarray, mask: np.ndarray | None = None,
+                      num_nodes: int = NUM_NODES) -> tuple[np.ndarray, np.ndarray]:
     """Exact posterior mean and sd of each student's ability given the item parameters."""
     answers, mask = _arrays(answers, mask)
     z, w = quadrature(num_nodes)
@@ -64,13 +65,14 @@ def posterior_ability(kind: str, params: dict, answers, mask=None, num_nodes: in
     return mean, np.sqrt(np.maximum(post @ theta**2 - mean**2, 0.0))
 
 
-def pattern_probabilities(kind: str, params: dict, num_items: int, num_nodes: int = NUM_NODES):
+def pattern_probabilities(kind: str, params: dict, num_items: int,
+                          num_nodes: int = NUM_NODES) -> tuple[np.ndarray, np.ndarray]:
     """All 2^J answer patterns and their marginal probabilities."""
     patterns = np.array(list(itertools.product((0.0, 1.0), repeat=num_items)))
     return patterns, np.exp(marginal_log_likelihood(kind, params, patterns, None, num_nodes))
 
 
-def fit_mml(kind: str, answers, mask=None, prior: dict | None = None, num_nodes: int = NUM_NODES) -> dict:
+def fit_mml(kind: str, answers: np.ndarray, mask: np.ndarray | None = None, prior: dict | None = None, num_nodes: int = NUM_NODES) -> dict:
     """MML (or, with ``prior`` = {"difficulty_scale", "log_scale"}, MAP) item parameters.
 
     Returns the parameters, ``log_likelihood`` (Σ_s log p(x_s) at them) and ``standard_errors`` (a dict

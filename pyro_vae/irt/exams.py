@@ -5,7 +5,8 @@
     CSV    rows are students, columns are items, cells 0 (wrong), 1 (right) or empty (missing); an
            optional header row names the items, and a first column headed subject_id / student / id
            names the students.
-    JSONL  one student a line, as py-irt reads it: {"subject_id": "s1", "responses": {"q1": 1, "q2": 0}};
+    JSONL  (.jsonlines, .jsonl or .json) one student a line, as py-irt reads it:
+           {"subject_id": "s1", "responses": {"q1": 1, "q2": 0}};
            an item absent from a line is missing for that student.
 
 ``synthetic(kind, ...)`` draws answers from one of the IRT models with known parameters.
@@ -25,6 +26,7 @@ import torch
 from pyro_vae.errors import UserError
 
 NAMES = ("lsat",)
+JSON_LINES = (".jsonlines", ".jsonl", ".json")  # py-irt writes .jsonlines
 ID_COLUMNS = ("subject_id", "student", "student_id", "id", "")
 
 
@@ -41,6 +43,7 @@ class ExamData:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(students, items)."""
         return tuple(self.answers.shape)
 
     def proportions(self) -> torch.Tensor:
@@ -54,14 +57,14 @@ class ExamData:
 
 
 def load(name: str) -> ExamData:
-    """``lsat``, or a path to a ``.csv`` answer matrix or a py-irt ``.jsonl`` file; bad input is a UserError."""
+    """``lsat``, or a path to a ``.csv`` answer matrix or a py-irt ``.jsonlines`` file; bad input is a UserError."""
     if name == "lsat":
         return lsat()
     path = Path(name)
     if not path.is_file():
         raise UserError(f"unknown exam data {name!r}: use --data lsat, or a path to a .csv answer matrix "
-                        "(0/1/empty) or py-irt .jsonl file")
-    if path.suffix.lower() in (".jsonl", ".json"):
+                        "(0/1/empty) or py-irt .jsonlines file")
+    if path.suffix.lower() in JSON_LINES:
         return _from_jsonl(path)
     return _from_csv(path)
 

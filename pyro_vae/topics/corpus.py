@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from pyro_vae.errors import UserError
+from pyro_vae.topics.defaults import DEFAULTS
 
 NAMES = ("lee", "20news")
 OFFLINE_HINT = "use --corpus lee (300 news articles shipped with gensim, offline) or your own folder of .txt files"
@@ -40,6 +41,7 @@ class Corpus:
 
     @property
     def vocab_size(self) -> int:
+        """V, the number of words in the vocabulary."""
         return len(self.vocab)
 
     @property
@@ -48,8 +50,10 @@ class Corpus:
         return int(max(self.train.sum(-1).max(), self.test.sum(-1).max()))
 
 
-def load_corpus(name: str = "lee", *, min_df: float = 2, max_df: float = 0.5, max_features: int | None = 2000,
-                test_size: float = 0.2, seed: int = 0, data_dir: str | os.PathLike | None = None) -> Corpus:
+def load_corpus(name: str = DEFAULTS["corpus"], *, min_df: float = DEFAULTS["min_df"],
+                max_df: float = DEFAULTS["max_df"], max_features: int | None = DEFAULTS["max_features"],
+                test_size: float = DEFAULTS["test_size"], seed: int = DEFAULTS["seed"],
+                data_dir: str | os.PathLike | None = None) -> Corpus:
     """Reads, splits and vectorizes a corpus. Raises :class:`UserError` with a one-line reason."""
     documents = read_documents(name, data_dir)
     if len(documents) < 2:
@@ -65,17 +69,14 @@ def load_corpus(name: str = "lee", *, min_df: float = 2, max_df: float = 0.5, ma
                      min_df=min_df, max_df=max_df, max_features=max_features)
 
 
-def vectorize(name: str, train_docs: list[str], test_docs: list[str], *, min_df: float = 2, max_df: float = 0.5,
-              max_features: int | None = 2000) -> Corpus:
+def vectorize(name: str, train_docs: list[str], test_docs: list[str], *, min_df: float = DEFAULTS["min_df"],
+              max_df: float = DEFAULTS["max_df"], max_features: int | None = DEFAULTS["max_features"]) -> Corpus:
     """Bags of words of the training and held-out documents over the training documents' vocabulary.
 
     Documents left without a single vocabulary word carry no evidence about topics and are dropped.
     """
-    from sklearn.feature_extraction.text import CountVectorizer
-
     min_df, max_df = _df(min_df, "min-df"), _df(max_df, "max-df")
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN, min_df=min_df, max_df=max_df,
-                                 max_features=max_features)
+    vectorizer = _vectorizer(min_df=min_df, max_df=max_df, max_features=max_features)
     try:
         train = vectorizer.fit_transform(train_docs)
     except ValueError as error:  # "empty vocabulary", "After pruning, no terms remain", "max_df ... < min_df"
@@ -93,6 +94,20 @@ def vectorize(name: str, train_docs: list[str], test_docs: list[str], *, min_df:
     as_tensor = lambda m, keep: torch.as_tensor(m[keep].toarray(), dtype=torch.float32)  # noqa: E731
     return Corpus(name, as_tensor(train, keep_train), as_tensor(test, keep_test), vocab,
                   texts(train_docs, keep_train), texts(test_docs, keep_test))
+
+
+def counts(documents: list[str], vocab: list[str]) -> torch.Tensor:
+    """(D, V) word counts of new documents over a trained run's vocabulary; other words are ignored."""
+    if isinstance(documents, str) or not all(isinstance(d, str) for d in documents):
+        raise UserError("give the documents as a list of strings, one string per document")
+    return torch.as_tensor(_vectorizer(vocabulary=vocab).transform(documents).toarray(), dtype=torch.float32)
+
+
+def _vectorizer(**options):
+    """sklearn's CountVectorizer as every corpus here uses it: English stop words, words of 2+ letters."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    return CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN, **options)
 
 
 def read_documents(name: str, data_dir: str | os.PathLike | None = None) -> list[str]:

@@ -1,0 +1,169 @@
+"""What happens around the training loop, as callbacks: evaluation, metrics.jsonl, checkpoints, progress, TensorBoard.
+
+A callback sees the :class:`~pyro_vae.train.Trainer` (model, guide, settings, run folder, epoch, step,
+history) at four moments:
+
+    on_step_end(trainer)                     after every optimizer step: must not read tensors back
+    on_report(trainer, loss)                 ~10 times an epoch, after the NaN check; ``loss`` is the
+                                             running −ELBO per example of this epoch (a float)
+    on_epoch_end(trainer, metrics)           ``metrics`` is the epoch's dict; a callback may add to it
+    on_train_end(trainer)
+
+``fit(..., callbacks=[...])`` adds your own after the built-in ones, which run in this order:
+:class:`Evaluation`, :class:`MetricsFile`, :class:`Checkpoints`, :class:`Progress`, :class:`TensorBoard`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from tqdm.auto import tqdm
+
+from pyro_vae.checkpoint import Interval
+from pyro_vae.errors import UserError
+
+if TYPE_CHECKING:
+    from pyro_vae.train import Trainer
+
+
+class Callback:
+    """Does nothing at every moment; subclass it and override what you need."""
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        """After every optimizer step; reads no tensor back (that would stall a GPU every step)."""
+
+    def on_report(self, trainer: Trainer, loss: float) -> None:
+        """About ten times an epoch, after the NaN check; ``loss`` is the epoch's running −ELBO per example."""
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """After each epoch; ``metrics`` is the epoch's dict, to read or to add to."""
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """When training ends, also when it stops with an error."""
+
+
+class Evaluation(Callback):
+    """ELBO parts per example on the test data and on as many training rows, after each epoch (rank 0).
+
+    ``evaluator(model, guide, data, batch_size) -> dict``; its keys come back as ``train_KEY`` / ``test_KEY``.
+    """
+
+    def __init__(self, evaluator: Callable, train_rows: tuple, test_data: tuple | None):
+        self.evaluator, self.train_rows, self.test_data = evaluator, train_rows, test_data
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Adds ``train_*`` and ``test_*`` measures to the epoch's metrics."""
+        if trainer.rank != 0:
+            return
+        for m in trainer.modules:
+            m.eval()
+        size = trainer.settings.eval_batch_size
+        for prefix, rows in (("train", self.train_rows), ("test", self.test_data)):
+            if rows:
+                parts = self.evaluator(trainer.model, trainer.guide, rows, size)
+                metrics.update({f"{prefix}_{k}": v for k, v in parts.items()})
+
+
+class MetricsFile(Callback):
+    """One line of metrics.jsonl per epoch (rank 0)."""
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Appends the epoch's line."""
+        if trainer.run is not None and trainer.rank == 0:
+            trainer.run.append_metrics(metrics)
+
+
+class Checkpoints(Callback):
+    """checkpoint.pt every N epochs or N steps, and after the last epoch (every rank takes part)."""
+
+    def __init__(self, every: Interval):
+        self.every = every
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        """Every N steps (``Nsteps``): a mid-epoch checkpoint."""
+        if trainer.run is not None and self.every.unit == "steps" and trainer.step % self.every.n == 0:
+            trainer.save_checkpoint(mid_epoch=True)
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Every N epochs (``Nepochs``), and after the last one."""
+        last = trainer.epoch == trainer.settings.epochs
+        if trainer.run is not None and (last or self.every.unit == "epochs" and trainer.epoch % self.every.n == 0):
+            trainer.save_checkpoint()
+
+
+class Progress(Callback):
+    """A progress bar per epoch and one line after it (rank 0; nothing with ``quiet``)."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet, self.bar = quiet, None
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        """Advances the bar (opened at an epoch's first step)."""
+        if self.quiet or trainer.rank != 0:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=trainer.steps_in_epoch, desc=f"epoch {trainer.epoch}/{trainer.settings.epochs}",
+                            leave=False, dynamic_ncols=True)
+        self.bar.update()
+
+    def on_report(self, trainer: Trainer, loss: float) -> None:
+        """Shows the running loss beside the bar."""
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4g}")
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Closes the bar and prints the epoch's line."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if not self.quiet and trainer.rank == 0:
+            tqdm.write(summary(metrics, trainer.settings.epochs))
+
+
+def summary(m: dict, epochs: int) -> str:
+    """The line printed after an epoch; loss is −ELBO per example, so it sits near −train_elbo."""
+    text = f"epoch {m['epoch']}/{epochs}  loss (−ELBO/example) {m['train_loss']:.4g}"
+    for key in ("train_elbo", "test_elbo", "test_reconstruction", "test_kl"):
+        if key in m:
+            text += f"  {key} {m[key]:.4g}"
+    return text + f"  ({m['seconds']:.1f}s)"
+
+
+class TensorBoard(Callback):
+    """TensorBoard event files: the running loss at each report, every number of the epoch's metrics (rank 0).
+
+    Needs the ``tensorboard`` package: ``pip install "pyro-vae[tensorboard]"``.
+    """
+
+    def __init__(self, log_dir: str | Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("--tensorboard needs the tensorboard package: pip install 'pyro-vae[tensorboard]'") from None
+        self.log_dir, self.writer_class, self.writer = Path(log_dir), SummaryWriter, None
+
+    def _writer(self, trainer: Trainer):
+        if self.writer is None and trainer.rank == 0:
+            self.writer = self.writer_class(str(self.log_dir), purge_step=trainer.step + 1)
+        return self.writer
+
+    def on_report(self, trainer: Trainer, loss: float) -> None:
+        """Writes ``train/loss_step`` at the current step."""
+        if self._writer(trainer) is not None:
+            self.writer.add_scalar("train/loss_step", loss, trainer.step)
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Writes every number of the epoch's metrics, ``train_elbo`` as ``train/elbo`` and so on."""
+        if self._writer(trainer) is None:
+            return
+        for key, value in metrics.items():
+            if key not in ("epoch", "step") and isinstance(value, (int, float)):
+                self.writer.add_scalar(key.replace("_", "/", 1), value, trainer.epoch)
+        self.writer.flush()
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Closes the event file."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
