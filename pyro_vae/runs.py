@@ -170,6 +170,14 @@ def read_config(path: str | Path) -> dict:
     return RunFolder(path).config()
 
 
+def settings(defaults: dict, given: dict, out: str | Path, resume: bool, free: tuple[str, ...] = ("epochs",)) -> dict:
+    """A command's settings: the ``given`` ones (None: not given) over ``defaults``; on ``resume``, the run
+    in ``out``'s saved config instead, of which only the ``free`` settings may change."""
+    if resume:
+        return resumed(read_config(out), given, free)
+    return {**defaults, **{key: value for key, value in given.items() if value is not None}}
+
+
 def resumed(saved: dict, given: dict, free: tuple[str, ...] = ("epochs",)) -> dict:
     """The settings of a resumed run: its saved config, with the ``free`` settings (e.g. epochs) replaced by
     the ones ``given`` (None: not given); any other given setting that differs from the saved one is an error."""
