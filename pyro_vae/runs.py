@@ -170,7 +170,8 @@ def read_config(path: str | Path) -> dict:
     return RunFolder(path).config()
 
 
-def settings(defaults: dict, given: dict, out: str | Path, resume: bool, free: tuple[str, ...] = ("epochs",)) -> dict:
+def command_settings(defaults: dict, given: dict, out: str | Path, resume: bool,
+                     free: tuple[str, ...] = ("epochs",)) -> dict:
     """A command's settings: the ``given`` ones (None: not given) over ``defaults``; on ``resume``, the run
     in ``out``'s saved config instead, of which only the ``free`` settings may change."""
     if resume:

@@ -58,7 +58,7 @@ def run(args) -> None:
 
     given = {key: getattr(args, key) for key in DEFAULTS}
     given["source"] = given.pop("data")  # config.json keeps the name as "data", where it was read from as "source"
-    settings = runs.settings({**DEFAULTS, "source": DEFAULTS["data"]}, given, args.out, args.resume, RESUMABLE)
+    settings = runs.command_settings({**DEFAULTS, "source": DEFAULTS["data"]}, given, args.out, args.resume, RESUMABLE)
     settings.setdefault("source", settings["data"])  # runs made before "source" was kept
     data = exams.load(settings["source"])
     out = Path(args.out)

@@ -82,7 +82,7 @@ def run(args) -> None:
     from pyro_vae.train import resolve_device
 
     given = {key: getattr(args, key) for key in (*DEFAULTS, "alpha", "lr", "data_dir") if key != "baseline_iter"}
-    summary = fitting.fit_run(runs.settings(DEFAULTS, given, args.out, args.resume, RESUMABLE), args.out,
+    summary = fitting.fit_run(runs.command_settings(DEFAULTS, given, args.out, args.resume, RESUMABLE), args.out,
                               resume=args.resume, overwrite=args.overwrite, device=resolve_device(args.device),
                               quiet=args.quiet, baseline_iter=args.baseline_iter if args.baseline else None,
                               figures=not args.no_figures)
