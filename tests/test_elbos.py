@@ -367,3 +367,12 @@ def test_a_guide_messenger_gets_pyros_own_path(pyros, ours, validate):
     (loss_a, grads_a), (loss_b, grads_b) = results
     assert torch.allclose(loss_a, loss_b, rtol=1e-9) and grads_a.keys() == grads_b.keys() and grads_a
     assert all(torch.allclose(grads_a[k], grads_b[k], rtol=1e-9, atol=1e-12) for k in grads_a)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+def test_the_default_vae_takes_the_lean_sum(likelihood):
+    """The default VAE's step is the one-sum-per-plate path (the reason these classes exist), not the fallback."""
+    model, guide = vae(likelihood)
+    with pyro.validation_enabled(False), DataScale(100):
+        model_trace, guide_trace = lean_traces(model, guide, rows())
+    assert elbos._reparameterized_elbo(model_trace, guide_trace) is not None
