@@ -98,6 +98,8 @@ class _Lean:
     """The lean ``differentiable_loss`` of both ELBOs: mean over particles of ``_particle_loss``."""
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
+        """−(1/K) Σ_k ELBO_k over K particles, with the surrogate's gradient; Pyro's own method (with its
+        host reads and NaN warning) when validation is on or the guide is a ``GuideMessenger``."""
         if not _lean(guide):
             return super().differentiable_loss(model, guide, *args, **kwargs)
         loss = 0.0
