@@ -17,7 +17,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from common import FIGURES, compact_png, draw_codes, mnist, report, trained
+from common import cli, default_out, compact_png, draw_codes, mnist, report, trained
 from pyro_vae.analysis import cluster_separation, elbo_terms, posterior_scale
 from pyro_vae.evaluate import encode
 from pyro_vae.plots import save_figure
@@ -26,7 +26,7 @@ VARIANTS = {"recon-only": "reconstruction only", "kl-only": "KL only", "vae": "r
 C = 1.0  # p(x|z) = N(f(z), cI) with c = 1: a KL strong enough to shape the map (see examples/role_of_c.py)
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("ablation")) -> dict:
     dataset = mnist()
     x, labels = dataset.test, dataset.test_labels
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
@@ -45,4 +45,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "ablation")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from common import FIGURES, classifier, mnist, report, trained
+from common import cli, default_out, classifier, mnist, report, trained
 from pyro_vae import plots
 from pyro_vae.analysis import attribute_vector
 from pyro_vae.evaluate import encode
@@ -32,7 +32,7 @@ def thick_and_thin(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     return thick, thin
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("attribute_vector")) -> dict:
     dataset = mnist()
     model, guide = trained("vae", LATENT_DIM)
     thick, thin = thick_and_thin(dataset.train, dataset.train_labels)
@@ -56,4 +56,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "attribute_vector")

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from pyro.infer import Trace_ELBO
 
-from common import C, FIGURES, mnist, report, trained
+from common import C, cli, default_out, mnist, report, trained
 from pyro_vae import plots
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("autoencoder")) -> dict:
     dataset = mnist()
     model, guide = trained("ae", 2)
     x = dataset.test
@@ -32,4 +32,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "autoencoder")

@@ -1,11 +1,17 @@
-"""What the lecture's examples share: the data, the figure folder, and each model trained once.
+"""What the lecture's examples share: the data, the command line, and each model trained once.
 
-Every example runs alone (``python examples/autoencoder.py``). When ``examples/lecture.py`` (``make figures``)
-runs them together, a model that several examples use is trained once.
+Every example runs alone and writes where ``--out`` says, by default under runs/:
+
+    python examples/autoencoder.py                        # → runs/examples/autoencoder/
+    python examples/autoencoder.py --out /tmp/ae --quick  # one epoch per model: a smoke run
+
+When ``examples/lecture.py`` runs them together, a model that several examples use is trained once. Only
+``make figures`` writes into docs/figures (it passes ``--out docs/figures``).
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -22,15 +28,42 @@ from pyro_vae.plots import scatter_codes
 # Small networks: one intra-op thread is as fast as two, and does not fight other processes for the cores.
 torch.set_num_threads(1)
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+RUNS = Path("runs") / "examples"  # the default output folder of every example, relative to where it runs
 C = 0.1            # the observation variance c of p(x|z) = N(f(z), cI), as in `pyro-vae train`
 HIDDEN = (256,)    # one hidden layer in e (or g, h) and in d (or f)
 DROP = 0.5         # the denoising autoencoder's masking noise: each pixel erased with this probability
-QUICK = os.environ.get("PYRO_VAE_QUICK") == "1"  # a smoke run of the scripts: one epoch per model
+
+
+def quick() -> bool:
+    """A smoke run of the scripts (``--quick``): one epoch per model."""
+    return os.environ.get("PYRO_VAE_QUICK") == "1"
 
 
 def epochs(n: int) -> int:
-    return 1 if QUICK else n
+    return 1 if quick() else n
+
+
+def default_out(name: str) -> Path:
+    """Where example ``name`` writes unless told otherwise: runs/examples/NAME."""
+    return RUNS / name
+
+
+def cli(main, name: str, argv=None) -> dict:
+    """The command line of one example: ``--out`` (default runs/examples/NAME) and ``--quick``.
+
+    Runs ``main(out)`` and writes its numbers to ``out/numbers.json`` as ``{name: numbers}``.
+    """
+    parser = argparse.ArgumentParser(description=f"examples/{name}.py: see its docstring")
+    parser.add_argument("--out", type=Path, default=default_out(name),
+                        help=f"folder for the figures and numbers.json (default {default_out(name)})")
+    parser.add_argument("--quick", action="store_true", help="one epoch per model, to check the script runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        os.environ["PYRO_VAE_QUICK"] = "1"
+    numbers = main(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "numbers.json").write_text(json.dumps({name: numbers}, indent=1, default=_plain) + "\n")
+    return numbers
 
 
 @functools.lru_cache(maxsize=None)

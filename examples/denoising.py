@@ -11,14 +11,14 @@ from pathlib import Path
 
 import torch
 
-from common import DROP, FIGURES, mnist, report, trained
+from common import DROP, cli, default_out, mnist, report, trained
 from pyro_vae import plots
 from pyro_vae.analysis import decode_codes, denoising_mse, noisy_copy
 
 LATENT_DIM = 16
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("denoising")) -> dict:
     dataset = mnist()
     plain, denoising = trained("ae", LATENT_DIM), trained("dae", LATENT_DIM)
     clean = dataset.test
@@ -37,4 +37,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "denoising")

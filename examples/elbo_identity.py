@@ -18,7 +18,7 @@ import pyro
 import pyro.distributions as dist
 from pyro.infer import Trace_ELBO
 
-from common import FIGURES, report
+from common import cli, default_out, report
 from pyro_vae.analysis import linear_gaussian_terms
 from pyro_vae.models import VAE
 from pyro_vae.models.likelihoods import Gaussian
@@ -60,7 +60,7 @@ def pyro_elbo(weight, bias, x, loc, scale, num_particles: int = 20_000) -> float
         return -float(elbo.loss(model, guide, x[None]))
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("elbo_identity")) -> dict:
     weight, bias, x = linear_gaussian()
     exact = linear_gaussian_terms(weight, bias, C, x, torch.zeros(LATENT_DIM, dtype=torch.float64),
                                   torch.ones(LATENT_DIM, dtype=torch.float64))
@@ -88,4 +88,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "elbo_identity")

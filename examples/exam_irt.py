@@ -1,14 +1,23 @@
 """Exam analysis on LSAT: a 2PL fitted by SVI next to the exact maximum marginal likelihood, and new
 students scored by the amortized encoder without refitting.
 
-    .venv/bin/python examples/exam_irt.py
+    .venv/bin/python examples/exam_irt.py [--out FOLDER]     (writes FOLDER/irt.json; default runs/examples/exam_irt)
 """
+
+import argparse
+import json
+from pathlib import Path
 
 import torch
 
 from pyro_vae import exams
 from pyro_vae import irt_reference as reference
 from pyro_vae.commands import irt
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--out", type=Path, default=Path("runs/examples/exam_irt"),
+                    help="folder for irt.json (default runs/examples/exam_irt)")
+args = parser.parse_args()
 
 data = exams.lsat()
 with irt.one_thread():
@@ -35,3 +44,10 @@ print(f"{'new student':>12} {'q(ability) mean ± sd':>22} {'exact posterior':>18
 for row, given, m, s, e, es in zip(answers, mask, mean[:, 0], sd[:, 0], exact, exact_sd):
     pattern = "".join(str(int(a)) if g else "·" for a, g in zip(row, given))
     print(f"{pattern:>12} {float(m):14.3f} ± {float(s):.3f} {e:10.3f} ± {es:.3f}")
+
+args.out.mkdir(parents=True, exist_ok=True)
+(args.out / "irt.json").write_text(json.dumps(
+    {"svi": svi, "mml": {k: mml[k] for k in ("difficulty", "discrimination", "log_likelihood") if k in mml},
+     "svi_marginal_log_likelihood": float(log_likelihood)}, indent=1, default=lambda v: v.tolist() if hasattr(v, "tolist") else float(v))
+    + "\n")
+print(f"item estimates written to {args.out / 'irt.json'}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from common import FIGURES, mnist, report, trained
+from common import cli, default_out, mnist, report, trained
 from pyro_vae import plots
 from pyro_vae.analysis import lerp, slerp
 from pyro_vae.evaluate import encode
@@ -20,7 +20,7 @@ from pyro_vae.evaluate import encode
 LATENT_DIM, STEPS = 8, 10
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("generation")) -> dict:
     dataset = mnist()
     model, guide = trained("vae", LATENT_DIM)
     plots.samples(model, dataset.shape, figures / "generation_samples.png", n=64, seed=0)
@@ -39,4 +39,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "generation")

@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from common import FIGURES, compact_png, classifier, draw_codes, mnist, report, trained
+from common import cli, default_out, compact_png, classifier, draw_codes, mnist, report, trained
 from pyro_vae.analysis import confident_fraction, empty_fraction, latent_grid, posterior_scale
 from pyro_vae.evaluate import encode
 from pyro_vae.plots import image_grid, save_figure
@@ -25,7 +25,7 @@ MODELS = {"ae": ("ae", 0.1, "autoencoder: z = e(x)"), "vae_c0.1": ("vae", 0.1, "
           "vae_c1": ("vae", 1.0, "VAE, c = 1: μ(x), σ(x)")}
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("latent_gaps")) -> dict:
     dataset = mnist()
     judge = classifier()
     fig, axes = plt.subplots(2, len(MODELS), figsize=(3.6 * len(MODELS), 7.2))
@@ -51,4 +51,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "latent_gaps")

@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from common import FIGURES, report
+from common import cli, default_out, report
 from pyro_vae.analysis import pca_table
 from pyro_vae.plots import save_figure
 
@@ -24,7 +24,7 @@ def table(codes: np.ndarray, decoded: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("pca")) -> dict:
     points = np.array(list(POINTS.values()))
     codes, decoded, components = pca_table(points, 1)
     print(table(codes, decoded))
@@ -46,4 +46,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "pca")

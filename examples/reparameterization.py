@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from common import FIGURES, mnist, report, trained
+from common import cli, default_out, mnist, report, trained
 from pyro_vae.analysis import gradient_draws, gradient_variance
 from pyro_vae.guides.score_function import ScoreFunctionGuide
 from pyro_vae.plots import save_figure
@@ -22,7 +22,7 @@ from pyro_vae.plots import save_figure
 NUM_DRAWS, BATCH = 200, 32
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("reparameterization")) -> dict:
     model, guide = trained("vae", 2)
     x = mnist().test[:BATCH]
     params = [*guide.encoder.mu.parameters(), *guide.encoder.sigma.parameters()]
@@ -53,4 +53,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "reparameterization")

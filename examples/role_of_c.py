@@ -12,7 +12,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from common import FIGURES, mnist, report, trained
+from common import cli, default_out, mnist, report, trained
 from pyro_vae.analysis import elbo_terms
 from pyro_vae.plots import save_figure
 
@@ -20,7 +20,7 @@ CS = (0.01, 0.03, 0.1, 0.3, 1.0)
 LATENT_DIM = 8
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("role_of_c")) -> dict:
     x = mnist().test
     rows = {c: elbo_terms(*trained("vae", LATENT_DIM, c), x) for c in CS}
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -37,4 +37,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "role_of_c")
