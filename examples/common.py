@@ -106,6 +106,8 @@ def draw_codes(ax, codes: torch.Tensor, sigma: torch.Tensor, labels: torch.Tenso
     from matplotlib.collections import EllipseCollection
 
     scatter_codes(ax, codes.numpy(), labels.numpy(), title)
+    ax.set_xlabel("z₁ (first latent coordinate)")
+    ax.set_ylabel("z₂")
     if float(sigma.max()) > 0:
         colours = plt_colours(labels[:n])
         ax.add_collection(EllipseCollection(2 * sigma[:n, 0].numpy(), 2 * sigma[:n, 1].numpy(), np.zeros(n),
@@ -147,3 +149,33 @@ def classifier():
     """The held-out judge of decoded images (see ``analysis.digit_classifier``)."""
     dataset = mnist()
     return analysis.digit_classifier(dataset.train, dataset.train_labels)
+
+
+@functools.lru_cache(maxsize=None)
+def judge():
+    """The judge of generated images: a small CNN trained on MNIST-5k's 4,000 training digits, with a
+    "no digit" class (see ``analysis.train_digit_judge``). Its accuracy on the 1,000 test digits is reported."""
+    dataset = mnist()
+    return analysis.train_digit_judge(dataset.train, dataset.train_labels, dataset.shape, epochs=epochs(12))
+
+
+def save(fig, path: Path) -> Path:
+    """Writes a matplotlib figure to path (creating its folder) and closes it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def image_panel(ax, images: torch.Tensor, shape, nrow: int, title: str) -> None:
+    """Rows of pixels drawn as one grid of images (torchvision's make_grid), nrow images per row, titled."""
+    from torchvision.utils import make_grid
+
+    images = images.detach().cpu().clamp(0, 1).reshape(-1, *shape)
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+    ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([]), ax.set_yticks([])

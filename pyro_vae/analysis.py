@@ -332,9 +332,10 @@ class DigitJudge(nn.Module):
 
 
 def train_digit_judge(x: torch.Tensor, labels: torch.Tensor, shape: Sequence[int] = (1, 28, 28), *,
-                      epochs: int = 12, batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> DigitJudge:
+                      epochs: int = 12, batch_size: int = 64, lr: float = 1e-3, max_shift: int = 2,
+                      seed: int = 0) -> DigitJudge:
     """Fits :class:`DigitJudge` by Adam on the cross-entropy of (x, labels), on x's device, with random
-    shifts of up to 2 pixels (decoded digits are not all centred like MNIST's). Each batch also holds a
+    shifts of up to ``max_shift`` pixels (decoded digits are not all centred like MNIST's). Each batch also holds a
     quarter as many "no digit" images: uniform noise and pixel-shuffled digits (a digit's ink, no shape)."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
@@ -346,7 +347,7 @@ def train_digit_judge(x: torch.Tensor, labels: torch.Tensor, shape: Sequence[int
         judge.train()
         order = torch.randperm(len(x), generator=generator).to(x.device)
         for rows in order.split(batch_size):
-            dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=generator))
+            dy, dx = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=generator))
             images = x[rows].reshape(-1, c, h, w).roll((dy, dx), dims=(2, 3)).reshape(len(rows), -1)
             junk = _no_digits(x[rows[: max(2, len(rows) // 4)]], generator)
             target = torch.cat([labels[rows], labels.new_full((len(junk),), classes)])

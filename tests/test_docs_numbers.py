@@ -40,6 +40,13 @@ def _gaps(model: str) -> list[str]:
                                                   "confident_grid_fraction*100")]
 
 
+def _generated(name: str) -> list[str]:
+    """The keys of one generator's row of the generation-quality table."""
+    prefix = f"generation_quality.{name}"
+    return [f"{prefix}.digit_rate*100", f"{prefix}.digit_rate_min*100", f"{prefix}.digit_rate_max*100",
+            f"{prefix}.coverage"]
+
+
 def _across(section: str, field: str) -> list[str]:
     """The keys of one row of the role-of-c table, one column per c."""
     return [f"{section}.{c}.{field}" for c in ("0.01", "0.03", "0.1", "0.3", "1.0")]
@@ -55,6 +62,10 @@ LECTURE = [
     ("makes angles of {}° to {}° with PCA's", ["linear_autoencoder.random_subspace_angles.0",
                                                "linear_autoencoder.random_subspace_angles.1"]),
     ("(λ₆/λ₇ ≈ {})", ["linear_autoencoder.eigenvalue_gap"]),
+    # 3: the nonlinear autoencoder against PCA
+    ("| 2 | {} | **{}** |", ["pca_vs_autoencoder.pca.2", "pca_vs_autoencoder.autoencoder.2"]),
+    ("| 16 | {} | **{}** |", ["pca_vs_autoencoder.pca.16", "pca_vs_autoencoder.autoencoder.16"]),
+    ("reconstructs about as well as PCA with {} components", ["pca_vs_autoencoder.pca_components_matching_16"]),
     # 3
     ("SVI loss {}, and squared error / 2c + constant {} (squared error {})",
      ["autoencoder.svi_loss_per_example", "autoencoder.mse_over_2c_plus_constant", "autoencoder.mse"]),
@@ -90,10 +101,27 @@ LECTURE = [
     ("| **ratio** | **≈ {~}** |", ["reparameterization.variance_ratio"]),
     ("their means agree within 3 standard errors on {}% of the coordinates",
      ["reparameterization.means_agree_within_3_standard_errors*100"]),
-    # 9
-    ("the code norm dips from {} and {} at the ends to {} halfway",
-     ["generation.lerp.code_norms.0", "generation.lerp.code_norms.9", "generation.lerp.code_norms.5"]),
-    ("keeps the norm between its end values, from {} down to {}.",
+    # 8: why the variance curves end
+    ("The last {} of the {} coordinates have a", ["reparameterization.zero_variance_coordinates",
+                                                  "reparameterization.coordinates"]),
+    ("weights from the {} ReLU units of the encoder's hidden layer (out of {})",
+     ["reparameterization.silent_units_on_batch", "reparameterization.trunk_units"]),
+    ("and 4 × {} = {}.", ["reparameterization.silent_units_on_batch", "reparameterization.zero_variance_coordinates"]),
+    ("{} of the units are silent on all 1,000 test digits", ["reparameterization.dead_units_on_test"]),
+    # 9: generation, measured
+    ("It classifies {}% of the 1,000 test digits correctly", ["generation_quality.judge_test_accuracy*100"]),
+    ("| real test digits | {}% | {} |", ["generation_quality.real.digit_rate*100", "generation_quality.real.coverage"]),
+    ("| VAE, c = 0.1: f(z), z ~ N(0, I) | {}% (seeds: {}–{}%) | {} |", _generated("vae_c0.1")),
+    ("| VAE, c = 1: f(z), z ~ N(0, I) | {}% ({}–{}%) | {} |", _generated("vae_c1")),
+    ("| autoencoder: d(z), z ~ N(m, S) fitted to its codes | {}% ({}–{}%) | {} |", _generated("ae_fitted_gaussian")),
+    ("two test digits of different classes | {}% | {} |",
+     ["generation_quality.blended.digit_rate*100", "generation_quality.blended.coverage"]),
+    # 9: interpolation
+    ("(here a \"{}\", at cosine {})", ["generation.ends.classes.1", "generation.ends.cosine"]),
+    ("90% of its draws have a norm between {} and {}.", ["generation.prior_norm_5_95.0", "generation.prior_norm_5_95.1"]),
+    ("the code norm dips from {} and {} at the ends to {} near the middle",
+     ["generation.lerp.code_norms.0", "generation.lerp.code_norms.9", "generation.lerp.min_norm"]),
+    ("keeps the norm between its end values, from {} to {},",
      ["generation.slerp.code_norms.0", "generation.slerp.code_norms.9"]),
     # 10
     ("| mean pixel mass of the decoded test digits | {} | {} | {} | {} | {} | {} | {} |",
@@ -116,7 +144,8 @@ SETTINGS = {
     "lecture.md": [
         "one hidden layer of 256 units, c = 0.1", "| c | 0.01 | 0.03 | 0.1 | 0.3 | 1 |",
         "| α | −1.5 | −1 | −0.5 | 0 | 0.5 | 1 | 1.5 |", "for α from −1.5 to 1.5", "For |α| ≤ 0.5",
-        "With c = 0.1", "VAE with c = 0.1", "an 8-D code, c = 0.1", "≥ 90% sure", "a 20×20 grid over the box that holds 98%", "(10-NN)", "up to c ≈ 0.1", "radius √8 ≈ 2.8", "c = 0.5",
+        "With c = 0.1", "VAE with c = 0.1", "an 8-D code, c = 0.1", "≥ 90% sure", "a 20×20 grid over the box that holds 98%", "(10-NN)", "up to c ≈ 0.1", "radius √8 ≈ 2.8", "code dimension k |", "PCA for k = 1 … 32", "| 16 |", "one hidden layer of 256, 30 epochs",
+        "probability ≥ 0.9", "(p ≥ 0.9)", "(of 10)", "(x_a + x_b)/2", "c = 0.5",
     ],
 }
 
@@ -213,7 +242,8 @@ def test_every_computed_number_on_a_page_has_a_claim(page):
     for regex in spans:
         for match in regex.finditer(text):
             covered[match.start():match.end()] = [True] * (match.end() - match.start())
-    unclaimed = [text[max(0, m.start() - 40):m.end() + 10] for m in re.finditer(NUMBER, text)
+    unclaimed = [f"{text[max(0, m.start() - 40):m.start()]}[{m.group()}]{text[m.end():m.end() + 10]}"
+                 for m in re.finditer(NUMBER, text)
                  if (in_table[m.start()] or "." in m.group()) and not any(covered[m.start():m.end()])]
     assert not unclaimed, f"{page}: numbers without a claim or a setting:\n" + "\n".join(unclaimed)
 
