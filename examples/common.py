@@ -23,7 +23,6 @@ from pyro_vae import analysis, data
 from pyro_vae.analysis import Handled
 from pyro_vae.guides.denoising import DenoisingGuide
 from pyro_vae.objectives import Objective, scale_observations
-from pyro_vae.plots import scatter_codes
 
 # Small networks: one intra-op thread is as fast as two, and does not fight other processes for the cores.
 torch.set_num_threads(1)
@@ -100,6 +99,13 @@ def _trained(kind: str, latent_dim: int, c: float, n_epochs: int, seed: int):
     return model.eval(), guide.eval()
 
 
+def scatter_codes(ax, codes, labels, title: str) -> None:
+    """Codes as points coloured by digit (tab10), with a legend of the digits."""
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", vmin=0, vmax=9, s=4, alpha=0.7)
+    ax.legend(*points.legend_elements(), fontsize=6, markerscale=0.7, loc="best")
+    ax.set_title(title)
+
+
 def draw_codes(ax, codes: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor, title: str, n: int = 400):
     """μ(x) coloured by digit, and for the first n rows an ellipse of half-widths σ(x): the room q(z|x) takes."""
     import numpy as np
@@ -170,12 +176,18 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def image_panel(ax, images: torch.Tensor, shape, nrow: int, title: str) -> None:
-    """Rows of pixels drawn as one grid of images (torchvision's make_grid), nrow images per row, titled."""
+def image_panel(ax, images: torch.Tensor, shape, nrow: int, title: str, row_labels=None, column_labels=None) -> None:
+    """Rows of pixels drawn as one grid of images (torchvision's make_grid), nrow images per row, titled;
+    optional labels name the rows (on the left) and the columns (below)."""
     from torchvision.utils import make_grid
 
     images = images.detach().cpu().clamp(0, 1).reshape(-1, *shape)
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
     ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=9)
-    ax.set_xticks([]), ax.set_yticks([])
+    height, width = shape[-2] + 2, shape[-1] + 2  # one image and its padding
+    ax.set_yticks([2 + height * i + shape[-2] / 2 for i in range(len(row_labels or []))], row_labels or [],
+                  fontsize=8)
+    ax.set_xticks([2 + width * i + shape[-1] / 2 for i in range(len(column_labels or []))], column_labels or [],
+                  fontsize=8)
+    ax.tick_params(length=0)

@@ -18,11 +18,11 @@ import pyro
 import pyro.distributions as dist
 from pyro.infer import Trace_ELBO
 
-from common import cli, default_out, report
+from common import cli, default_out, report, save
 from pyro_vae.analysis import linear_gaussian_terms
 from pyro_vae.models import VAE
 from pyro_vae.models.likelihoods import Gaussian
-from pyro_vae.plots import save_figure
+
 
 DIM, LATENT_DIM, C = 5, 2, 0.5
 
@@ -76,7 +76,7 @@ def main(figures: Path = default_out("elbo_identity")) -> dict:
     ax.set_xlabel("q's mean: prior mean (0) → posterior mean (1)")
     ax.set_ylabel("nats")
     ax.legend(fontsize=8)
-    save_figure(fig, figures / "elbo_identity.png")
+    save(fig, figures / "elbo_identity.png")
 
     loc, scale = 0.5 * post_mean, post_std  # one q halfway, shown term by term
     terms = linear_gaussian_terms(weight, bias, C, x, loc, scale)

@@ -12,9 +12,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from common import cli, default_out, mnist, report, trained
+from common import cli, default_out, mnist, report, save, trained
 from pyro_vae.analysis import basis_report, pca_table, principal_angles
-from pyro_vae.plots import save_figure
+
 
 LATENT_DIM = 6  # the eigenvalue gap λ6/λ7 of MNIST-5k is large (1.31), so the subspace is well defined
 
@@ -36,7 +36,7 @@ def main(figures: Path = default_out("linear_autoencoder")) -> dict:
             axes[row, k].set_xticks([]), axes[row, k].set_yticks([])
             axes[row, k].set_title(f"{name} {k + 1}", fontsize=8)
     fig.suptitle("same subspace, different basis", fontsize=10)
-    save_figure(fig, figures / "linear_autoencoder.png")
+    save(fig, figures / "linear_autoencoder.png")
 
     numbers = basis_report(basis, components.T)
     numbers["principal_angles"] = principal_angles(basis, components.T).round(2).tolist()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from common import cli, default_out, mnist, report, trained
+from common import cli, default_out, mnist, report, save, trained
 from pyro_vae.analysis import elbo_terms
-from pyro_vae.plots import save_figure
+
 
 CS = (0.01, 0.03, 0.1, 0.3, 1.0)
 LATENT_DIM = 8
@@ -32,7 +32,7 @@ def main(figures: Path = default_out("role_of_c")) -> dict:
     twin.plot(CS, [rows[c]["kl"] for c in CS], "s-", color="tab:red")
     twin.set_ylabel("KL(q ‖ p(z)) (nats)", color="tab:red")
     ax.set_title("larger c: more weight on the KL term")
-    save_figure(fig, figures / "role_of_c.png")
+    save(fig, figures / "role_of_c.png")
     return report("role of c", {str(c): {k: rows[c][k] for k in ("mse", "kl", "sigma")} for c in CS})
 
 

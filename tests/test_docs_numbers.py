@@ -5,7 +5,7 @@ Each claim is a piece of a page's text with ``{}`` where numbers stand, and the 
 
     ("code norm dips from {} and {} at the ends to {} halfway", ["generation.lerp.code_norms.0", ...])
 
-A key may end in ``*F`` (shown multiplied by F, e.g. ``*100`` for a percentage) or ``/F`` (``/1e5`` for a
+A key may end in ``.range`` (max − min over seeds of a measure with ``min`` and ``max``), and in ``*F`` (shown multiplied by F, e.g. ``*100`` for a percentage) or ``/F`` (``/1e5`` for a
 number written "9.0 × 10⁵"). A placeholder is compared at the shown precision: ``{}`` shows the value
 rounded to its decimals (2.51 stands for [2.505, 2.515]); ``{~}`` shows it to its last non-zero digit
 ("≈ 25,000" stands for [24,500, 25,500]); ``{<}`` and ``{>}`` bound it ("less than 3%").
@@ -35,9 +35,11 @@ def _row(prefix: str) -> list[str]:
 
 
 def _gaps(model: str) -> list[str]:
-    """The keys of one row of the latent-gaps table."""
-    return [f"latent_gaps.{model}.{k}" for k in ("mean_sigma", "spread", "empty_grid_fraction*100",
-                                                  "confident_grid_fraction*100")]
+    """The keys of one row of the latent-gaps table: mean (min–max over seeds) of each measure."""
+    keys = [f"latent_gaps.{model}.mean_sigma.mean"]
+    for measure in ("empty_grid_fraction", "grid_digit_rate", "prior_digit_rate"):
+        keys += [f"latent_gaps.{model}.{measure}.{k}*100" for k in ("mean", "min", "max")]
+    return keys + [f"latent_gaps.{model}.prior_coverage.mean"]
 
 
 def _generated(name: str) -> list[str]:
@@ -75,13 +77,30 @@ LECTURE = [
     ("| denoising autoencoder d(e(x̃)) | **{}** |", ["denoising.denoising_ae_mse_on_corrupted"]),
     ("(plain autoencoder on the clean input, for reference) | {} |", ["denoising.plain_ae_mse_on_clean"]),
     # 5
-    ("The judge scores {}% test accuracy, and it is ≥ 90% sure on {}% of real test digits",
-     ["latent_gaps.classifier_test_accuracy*100", "latent_gaps.confident_on_real_test_digits*100"]),
-    ("| autoencoder | {} | {} | {}% | {}% |", _gaps("ae")),
-    ("| VAE, c = 0.1 | {} | {} | {}% | {}% |", _gaps("vae_c0.1")),
-    ("| VAE, c = 1 | {} | {} | **{}%** | {}% |", _gaps("vae_c1")),
-    ("σ(x) is only {}, so each code", ["latent_gaps.vae_c0.1.mean_sigma"]),
-    ("the regions are wide (σ ≈ {}, a fifth", ["latent_gaps.vae_c1.mean_sigma"]),
+    ("the test ELBO moves by about {~} nat per 10 epochs ({} for the autoencoder, {} for the VAE with c = 0.1)",
+     ["latent_gaps.ae.test_elbo_change_last_10_epochs.mean", "latent_gaps.ae.test_elbo_change_last_10_epochs.mean",
+      "latent_gaps.vae_c0.1.test_elbo_change_last_10_epochs.mean"]),
+    ("That is less than the {}–{} nats between seeds",
+     ["latent_gaps.vae_c0.1.test_elbo.range", "latent_gaps.ae.test_elbo.range"]),
+    ("The judge is the CNN of section 9: {}% test accuracy, and ≥ 90% sure of one digit on {}% of",
+     ["latent_gaps.judge_test_accuracy*100", "latent_gaps.real_digit_rate*100"]),
+    ("the judge calls {}% of the blends digits", ["latent_gaps.blended_digit_rate*100"]),
+    ("| autoencoder | {} | {}% ({}–{}%) | **{}%** ({}–{}%) | **{}%** ({}–{}%) | {} |", _gaps("ae")),
+    ("| VAE, c = 0.1 | {} | **{}%** ({}–{}%) | {}% ({}–{}%) | {}% ({}–{}%) | {} |", _gaps("vae_c0.1")),
+    ("| VAE, c = 1 | {} | {}% ({}–{}%) | {}% ({}–{}%) | {}% ({}–{}%) | {} |", _gaps("vae_c1")),
+    ("| real test digits / blends of two digits | | | {}% / {}% |",
+     ["latent_gaps.real_digit_rate*100", "latent_gaps.blended_digit_rate*100"]),
+    ("{}% of its grid points lie far from every training code. Still, {}% of its grid images are judged digits, "
+     "as many as the VAE's with c = 0.1 ({}%), and far above the blends ({}%)",
+     ["latent_gaps.ae.empty_grid_fraction.mean*100", "latent_gaps.ae.grid_digit_rate.mean*100",
+      "latent_gaps.vae_c0.1.grid_digit_rate.mean*100", "latent_gaps.blended_digit_rate*100"]),
+    ("({}% against {}%), because the KL term", ["latent_gaps.vae_c0.1.empty_grid_fraction.mean*100",
+                                                "latent_gaps.ae.empty_grid_fraction.mean*100"]),
+    ("σ(x) is wide ({}), and in seed 0", ["latent_gaps.vae_c1.mean_sigma.mean"]),
+    ("no more often than the blends ({}%), and they cover about {~} classes",
+     ["latent_gaps.blended_digit_rate*100", "latent_gaps.vae_c1.prior_coverage.mean"]),
+    ("does as well as the VAE with c = 0.1** ({}% against {}%)",
+     ["latent_gaps.ae.prior_digit_rate.mean*100", "latent_gaps.vae_c0.1.prior_digit_rate.mean*100"]),
     # 6
     ("| reconstruction only | {} | {} | {} | {} | {}% |", _row("ablation.recon-only")),
     ("| KL only | {} | {} | {} | {} | {}% |", _row("ablation.kl-only")),
@@ -144,7 +163,9 @@ SETTINGS = {
     "lecture.md": [
         "one hidden layer of 256 units, c = 0.1", "| c | 0.01 | 0.03 | 0.1 | 0.3 | 1 |",
         "| α | −1.5 | −1 | −0.5 | 0 | 0.5 | 1 | 1.5 |", "for α from −1.5 to 1.5", "For |α| ≤ 0.5",
-        "With c = 0.1", "VAE with c = 0.1", "an 8-D code, c = 0.1", "≥ 90% sure", "a 20×20 grid over the box that holds 98%", "(10-NN)", "up to c ≈ 0.1", "radius √8 ≈ 2.8", "code dimension k |", "PCA for k = 1 … 32", "| 16 |", "one hidden layer of 256, 30 epochs",
+        "With c = 0.1", "VAE with c = 0.1", "an 8-D code, c = 0.1", "≥ 90% sure", "a 20×20 grid over the box that holds 98%", "(a 10× stronger KL",
+        "two hidden layers of 512 and 256", "50 epochs at learning rate 3·10⁻³", "within ±0.2 there",
+        "spreads over ±2", "seeds (0, 1, 2)", "(10-NN)", "up to c ≈ 0.1", "radius √8 ≈ 2.8", "code dimension k |", "PCA for k = 1 … 32", "| 16 |", "one hidden layer of 256, 30 epochs",
         "probability ≥ 0.9", "(p ≥ 0.9)", "(of 10)", "(x_a + x_b)/2", "c = 0.5",
     ],
 }
@@ -159,6 +180,8 @@ def value(key: str) -> float:
     if match:
         key, op, f = match.group(1), match.group(2), float(match.group(3))
         factor = f if op == "*" else 1 / f
+    if key.endswith(".range"):  # max − min of a measure over seeds
+        return value(key[: -len(".range")] + ".max") * factor - value(key[: -len(".range")] + ".min") * factor
     node, rest = NUMBERS, key
     while rest:  # keys may hold dots themselves ("role_of_c.0.01.kl"): take the longest that exists
         if isinstance(node, list):
