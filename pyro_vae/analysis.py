@@ -345,9 +345,10 @@ def train_digit_judge(x: torch.Tensor, labels: torch.Tensor, shape: Sequence[int
     c, h, w = judge.shape
     for _ in range(epochs):
         judge.train()
-        order = torch.randperm(len(x), generator=generator).to(x.device)
+        order = torch.randperm(len(x), generator=generator, device="cpu").to(x.device)
         for rows in order.split(batch_size):
-            dy, dx = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=generator))
+            shift = torch.randint(-max_shift, max_shift + 1, (2,), generator=generator, device="cpu")
+            dy, dx = int(shift[0]), int(shift[1])
             images = x[rows].reshape(-1, c, h, w).roll((dy, dx), dims=(2, 3)).reshape(len(rows), -1)
             junk = _no_digits(x[rows[: max(2, len(rows) // 4)]], generator)
             target = torch.cat([labels[rows], labels.new_full((len(junk),), classes)])
@@ -361,8 +362,8 @@ def train_digit_judge(x: torch.Tensor, labels: torch.Tensor, shape: Sequence[int
 def _no_digits(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Images that are no digit: half uniform noise, half the rows of x with their pixels shuffled."""
     half = len(x) // 2
-    noise = torch.rand(half, x.shape[1], generator=generator).to(x)
-    shuffled = x[half:, torch.randperm(x.shape[1], generator=generator).to(x.device)]
+    noise = torch.rand(half, x.shape[1], generator=generator, device="cpu").to(x)
+    shuffled = x[half:, torch.randperm(x.shape[1], generator=generator, device="cpu").to(x.device)]
     return torch.cat([noise, shuffled])
 
 
@@ -374,7 +375,7 @@ def digit_rate(judge, images: torch.Tensor, threshold: float = 0.9, classes: int
       their predicted classes (``classes`` if every class is equally frequent, 1 if all are one digit);
     - ``class_histogram``: p̂ itself.
     """
-    probabilities = torch.as_tensor(judge.predict_proba(images.detach().cpu().clamp(0, 1).numpy()))
+    probabilities = torch.as_tensor(judge.predict_proba(images.detach().cpu().clamp(0, 1).numpy()), device="cpu")
     confident, predicted = probabilities.max(1)
     sure = predicted[confident >= threshold]
     histogram = torch.bincount(sure, minlength=classes).double()
@@ -399,26 +400,27 @@ def gaussian_draws(codes: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     mean, cov = fit_gaussian(codes)
     eye = torch.eye(len(mean), dtype=cov.dtype, device=cov.device)
     chol = torch.linalg.cholesky(cov + 1e-6 * cov.diagonal().mean() * eye)
-    generator = torch.Generator(device=codes.device).manual_seed(seed)
-    eps = torch.randn(n, len(mean), generator=generator, device=codes.device, dtype=codes.dtype)
-    return mean + eps @ chol.T
+    return mean + standard_normal(n, len(mean), codes, seed) @ chol.T
 
 
 @torch.no_grad()
 def prior_draws(model, n: int, seed: int = 0) -> torch.Tensor:
     """E[x | z] for n draws z ~ p(z) = N(0, I), made with a seeded generator on the model's device."""
-    param = next(model.parameters())
-    generator = torch.Generator(device=param.device).manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=generator, device=param.device, dtype=param.dtype)
-    return model.generate(z)
+    return model.generate(standard_normal(n, model.latent_dim, next(model.parameters()), seed))
+
+
+def standard_normal(n: int, dim: int, like: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """(n, dim) draws of N(0, I) from a generator seeded with ``seed``, on ``like``'s device and dtype."""
+    generator = torch.Generator(device=like.device).manual_seed(seed)
+    return torch.randn(n, dim, generator=generator, device=like.device, dtype=like.dtype)
 
 
 def blended_digits(x: torch.Tensor, labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     """n images (xᵢ + xⱼ)/2 of two real digits of different classes: the "nonsense" control, images with
     the ink of a digit that are no digit, against which decoded images are judged."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    first = torch.randint(len(x), (4 * n,), generator=generator)
-    second = torch.randint(len(x), (4 * n,), generator=generator)
+    first = torch.randint(len(x), (4 * n,), generator=generator, device="cpu")
+    second = torch.randint(len(x), (4 * n,), generator=generator, device="cpu")
     keep = (labels.cpu()[first] != labels.cpu()[second]).nonzero()[:n, 0]
     first, second = first[keep].to(x.device), second[keep].to(x.device)
     return (x[first] + x[second]) / 2

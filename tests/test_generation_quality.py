@@ -96,3 +96,13 @@ def test_prior_draws_are_seeded_and_on_the_models_device():
     first, again = analysis.prior_draws(model, 5, seed=0), analysis.prior_draws(model, 5, seed=0)
     assert first.shape == (5, 16) and torch.equal(first, again)
     assert first.device == next(model.parameters()).device
+
+
+def test_the_instruments_follow_the_datas_device_under_a_meta_default():
+    codes, labels = torch.rand(50, 3), torch.arange(50) % 5
+    model, _ = analysis.seeded(analysis.vae, (16,), 3, 0.1, (8,))
+    with torch.device("meta"):
+        assert analysis.gaussian_draws(codes, 4).device.type == "cpu"
+        assert analysis.blended_digits(codes, labels, 4).device.type == "cpu"
+        assert analysis.prior_draws(model, 4).device.type == "cpu"
+        assert analysis._no_digits(codes, torch.Generator().manual_seed(0)).device.type == "cpu"

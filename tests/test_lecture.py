@@ -236,6 +236,21 @@ def test_pathwise_gradients_have_far_lower_variance_than_score_function_ones(mni
     assert agree > 0.95, float(agree)
 
 
+def test_zero_variance_gradient_coordinates_are_the_weights_of_silent_relu_units(mnist, vae_2d):
+    """Why the variance curves of examples/reparameterization.py end early: a ReLU unit of the encoder's trunk
+    that outputs 0 on every image of the batch gives its outgoing weights in the μ and σ heads a gradient of
+    exactly 0 in every draw, and every other coordinate varies."""
+    model, guide = vae_2d
+    batch = mnist[2][:16]
+    params = [*guide.encoder.mu.parameters(), *guide.encoder.sigma.parameters()]
+    zero = analysis.gradient_draws(model, guide, batch, params, num_draws=10, seed=1).var(0) == 0
+    with torch.no_grad():
+        silent = (guide.encoder.trunk(batch) == 0).all(0)
+    weights, bias = silent.expand(2, -1).reshape(-1), torch.zeros(2, dtype=torch.bool)
+    assert silent.any()  # the claim needs silent units to say something
+    assert torch.equal(zero, torch.cat([weights, bias, weights, bias]))
+
+
 def test_the_score_function_guide_is_the_same_distribution_without_rsample(mnist_5k):
     x = mnist_5k.test[:4]
     _, guide = analysis.seeded(analysis.vae, (1, 28, 28), 2, 0.1, (16,))
