@@ -46,8 +46,13 @@ for row, given, m, s, e, es in zip(answers, mask, mean[:, 0], sd[:, 0], exact, e
     print(f"{pattern:>12} {float(m):14.3f} ± {float(s):.3f} {e:10.3f} ± {es:.3f}")
 
 args.out.mkdir(parents=True, exist_ok=True)
-(args.out / "irt.json").write_text(json.dumps(
-    {"svi": svi, "mml": {k: mml[k] for k in ("difficulty", "discrimination", "log_likelihood") if k in mml},
-     "svi_marginal_log_likelihood": float(log_likelihood)}, indent=1, default=lambda v: v.tolist() if hasattr(v, "tolist") else float(v))
-    + "\n")
-print(f"item estimates written to {args.out / 'irt.json'}")
+numbers = {"items": list(data.items), "svi_marginal_log_likelihood": float(log_likelihood),
+           "mml_log_likelihood": float(mml["log_likelihood"]),
+           "new_students": [[float(m), float(s), float(e), float(es)]
+                            for m, s, e, es in zip(mean[:, 0], sd[:, 0], exact, exact_sd)]}
+for k in ("difficulty", "discrimination"):  # the printed table's columns, per item
+    numbers[k] = {"svi": [float(v) for v in svi[k]], "mml": [float(v) for v in mml[k]],
+                  "mml_se": [float(v) for v in se[k]],
+                  "z": [abs(float(a) - float(b)) / float(e) for a, b, e in zip(svi[k], mml[k], se[k])]}
+(args.out / "irt.json").write_text(json.dumps(numbers, indent=1) + "\n")
+print(f"the numbers above written to {args.out / 'irt.json'}")

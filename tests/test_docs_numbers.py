@@ -170,7 +170,27 @@ SETTINGS = {
     ],
 }
 
-PAGES = {"lecture.md": LECTURE}
+def _item(t: int) -> tuple[str, list[str]]:
+    """One row of the SVI-against-MML table of examples/exam_irt.py, as docs/irt.md shows it."""
+    keys = [f"exam_irt.{k}.{column}.{t}" for k in ("difficulty", "discrimination")
+            for column in ("svi", "mml", "mml_se", "z")]
+    return f"item{t + 1} {{}} {{}} {{}} {{}} {{}} {{}} {{}} {{}}", keys
+
+
+def _student(pattern: str, row: int) -> tuple[str, list[str]]:
+    """One new student's line of examples/exam_irt.py: q(ability) mean ± sd, exact posterior mean ± sd."""
+    return f"{pattern} {{}} ± {{}} {{}} ± {{}}", [f"exam_irt.new_students.{row}.{i}" for i in range(4)]
+
+
+# docs/irt.md: the output of examples/exam_irt.py (run by `make figures`); its other numbers come from
+# `pyro-vae irt` runs and benchmarks, not from numbers.json, and are not checked here
+IRT = [*(_item(t) for t in range(5)),
+       ("marginal log-likelihood: SVI items {}, MML {}",
+        ["exam_irt.svi_marginal_log_likelihood", "exam_irt.mml_log_likelihood"]),
+       _student("11111", 0), _student("00000", 1), _student("10···", 2), _student("110··", 3)]
+
+PAGES = {"lecture.md": LECTURE, "irt.md": IRT}
+COVERED = ["lecture.md"]  # pages whose every computed number must have a claim
 
 
 def value(key: str) -> float:
@@ -252,7 +272,7 @@ def test_a_pages_number_agrees_with_numbers_json(page, template, keys):
         assert agrees(shown, kind, actual), f"{page} shows {shown} for {key} = {actual:.6g}: the page is stale"
 
 
-@pytest.mark.parametrize("page", sorted(PAGES))
+@pytest.mark.parametrize("page", COVERED)
 def test_every_computed_number_on_a_page_has_a_claim(page):
     text, in_table = "", []
     for line in prose((DOCS / page).read_text()).splitlines():
