@@ -163,7 +163,8 @@ def test_vae_codes_are_overlapping_regions_and_autoencoder_codes_are_points(mnis
 
 
 def test_the_held_out_classifier_is_confident_on_digits_and_not_on_noise(mnist):
-    """The instrument behind the grid-confidence numbers of examples/latent_gaps.py."""
+    """The logistic-regression judge of examples/attribute_vector.py (section 5 now uses the CNN judge of
+    tests/test_generation_quality.py)."""
     x, labels, test, _ = mnist
     judge = analysis.digit_classifier(x[:1000], labels[:1000])
     noise = torch.rand(500, x.shape[1], generator=torch.Generator().manual_seed(0))
