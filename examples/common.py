@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_vae import analysis, data
+from pyro_vae import analysis, data, settings
 from pyro_vae.analysis import Handled
 from pyro_vae.guides.denoising import DenoisingGuide
 from pyro_vae.objectives import Objective, scale_observations
@@ -28,7 +28,7 @@ from pyro_vae.objectives import Objective, scale_observations
 torch.set_num_threads(1)
 
 RUNS = Path("runs") / "examples"  # the default output folder of every example, relative to where it runs
-C = 0.1            # the observation variance c of p(x|z) = N(f(z), cI), as in `pyro-vae train`
+C = settings.VAE.c  # the observation variance c of p(x|z) = N(f(z), cI): `pyro-vae train`'s default
 HIDDEN = (256,)    # one hidden layer in e (or g, h) and in d (or f)
 DROP = 0.5         # the denoising autoencoder's masking noise: each pixel erased with this probability
 

@@ -26,7 +26,7 @@ from torch import nn
 import pyro
 from pyro.infer import Trace_ELBO
 
-from pyro_vae import runs
+from pyro_vae import runs, settings
 from pyro_vae.evaluate import elbo_parts, encode
 from pyro_vae.guides.delta import DeltaGuide
 from pyro_vae.guides.denoising import corrupt
@@ -76,7 +76,7 @@ def basis_report(basis: np.ndarray, reference: np.ndarray) -> dict:
 
 # ---- the lecture's models, built and trained through the package's machinery ----------------
 
-def autoencoder(shape, latent_dim: int, c: float = 0.1, hidden: Sequence[int] = (256,),
+def autoencoder(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Sequence[int] = (256,),
                 linear: bool = False) -> tuple[nn.Module, nn.Module]:
     """(model, guide) of the autoencoder: z = e(x) (Delta guide), p(x|z) = N(d(z), cI), no prior."""
     dim = math.prod(shape)
@@ -87,7 +87,7 @@ def autoencoder(shape, latent_dim: int, c: float = 0.1, hidden: Sequence[int] = 
     return Autoencoder(decoder, latent_dim, likelihoods.Gaussian(c)), DeltaGuide(encoder)
 
 
-def vae(shape, latent_dim: int, c: float = 0.1, hidden: Sequence[int] = (256,)) -> tuple[nn.Module, nn.Module]:
+def vae(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Sequence[int] = (256,)) -> tuple[nn.Module, nn.Module]:
     """(model, guide) of the lecture's VAE, from the same builder as ``pyro-vae train``."""
     return runs.build({"model": "vae", "shape": list(shape), "latent_dim": latent_dim, "c": c,
                        "likelihood": "gaussian", "hidden": list(hidden), "network": "mlp"})
