@@ -24,9 +24,9 @@ readme-figures: demo
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Every figure of docs/lecture.md.
+# Every figure and number of docs/lecture.md (examples write under runs/ unless told --out).
 figures: $(STAMP)
-	$(PY) examples/lecture.py
+	$(PY) examples/lecture.py --out docs/figures
 
 # Speed and memory measurements; writes docs/benchmarks.md.
 bench: $(STAMP)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
-from common import FIGURES, classifier, mnist, report, trained
-from pyro_vae import plots
+import matplotlib.pyplot as plt
+
+from common import classifier, cli, default_out, image_panel, mnist, report, save, trained
 from pyro_vae.analysis import attribute_vector
 from pyro_vae.evaluate import encode
 
@@ -32,7 +33,7 @@ def thick_and_thin(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     return thick, thin
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("attribute_vector")) -> dict:
     dataset = mnist()
     model, guide = trained("vae", LATENT_DIM)
     thick, thin = thick_and_thin(dataset.train, dataset.train_labels)
@@ -44,8 +45,11 @@ def main(figures: Path = FIGURES) -> dict:
     with torch.no_grad():
         steps = [model.generate(test_codes + alpha * vector) for alpha in ALPHAS]
     rows = torch.stack([step[:6] for step in steps], 1).reshape(-1, dataset.dim)  # one digit per row
-    plots.show_grid(plots.image_grid(rows, dataset.shape, rows=6),
-                    f"adding α·v, α = {ALPHAS[0]:.1f} … {ALPHAS[-1]:.1f}", figures / "attribute_vector.png", 1.0)
+    fig, ax = plt.subplots(figsize=(5.6, 5.2), layout="constrained")
+    image_panel(ax, rows, dataset.shape, len(ALPHAS), "f(μ(x) + α·v): six test digits, one per row",
+                column_labels=[f"{alpha:+.1f}" for alpha in ALPHAS.tolist()])
+    ax.set_xlabel("α (how much of the thickness vector v is added)")
+    save(fig, figures / "attribute_vector.png")
     judge, base = classifier(), steps[len(ALPHAS) // 2]
     base_class = judge.predict(base.clamp(0, 1).numpy())
     return report("attribute vector", {
@@ -56,4 +60,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "attribute_vector")

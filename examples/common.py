@@ -1,11 +1,17 @@
-"""What the lecture's examples share: the data, the figure folder, and each model trained once.
+"""What the lecture's examples share: the data, the command line, and each model trained once.
 
-Every example runs alone (``python examples/autoencoder.py``). When ``examples/lecture.py`` (``make figures``)
-runs them together, a model that several examples use is trained once.
+Every example runs alone and writes where ``--out`` says, by default under runs/:
+
+    python examples/autoencoder.py                        # → runs/examples/autoencoder/
+    python examples/autoencoder.py --out /tmp/ae --quick  # one epoch per model: a smoke run
+
+When ``examples/lecture.py`` runs them together, a model that several examples use is trained once. Only
+``make figures`` writes into docs/figures (it passes ``--out docs/figures``).
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -13,24 +19,50 @@ from pathlib import Path
 
 import torch
 
-from pyro_vae import analysis, data
+from pyro_vae import analysis, data, settings
 from pyro_vae.analysis import Handled
 from pyro_vae.guides.denoising import DenoisingGuide
 from pyro_vae.objectives import Objective, scale_observations
-from pyro_vae.plots import scatter_codes
 
 # Small networks: one intra-op thread is as fast as two, and does not fight other processes for the cores.
 torch.set_num_threads(1)
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
-C = 0.1            # the observation variance c of p(x|z) = N(f(z), cI), as in `pyro-vae train`
+RUNS = Path("runs") / "examples"  # the default output folder of every example, relative to where it runs
+C = settings.VAE.c  # the observation variance c of p(x|z) = N(f(z), cI): `pyro-vae train`'s default
 HIDDEN = (256,)    # one hidden layer in e (or g, h) and in d (or f)
 DROP = 0.5         # the denoising autoencoder's masking noise: each pixel erased with this probability
-QUICK = os.environ.get("PYRO_VAE_QUICK") == "1"  # a smoke run of the scripts: one epoch per model
+
+
+def quick() -> bool:
+    """A smoke run of the scripts (``--quick``): one epoch per model."""
+    return os.environ.get("PYRO_VAE_QUICK") == "1"
 
 
 def epochs(n: int) -> int:
-    return 1 if QUICK else n
+    return 1 if quick() else n
+
+
+def default_out(name: str) -> Path:
+    """Where example ``name`` writes unless told otherwise: runs/examples/NAME."""
+    return RUNS / name
+
+
+def cli(main, name: str, argv=None) -> dict:
+    """The command line of one example: ``--out`` (default runs/examples/NAME) and ``--quick``.
+
+    Runs ``main(out)`` and writes its numbers to ``out/numbers.json`` as ``{name: numbers}``.
+    """
+    parser = argparse.ArgumentParser(description=f"examples/{name}.py: see its docstring")
+    parser.add_argument("--out", type=Path, default=default_out(name),
+                        help=f"folder for the figures and numbers.json (default {default_out(name)})")
+    parser.add_argument("--quick", action="store_true", help="one epoch per model, to check the script runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        os.environ["PYRO_VAE_QUICK"] = "1"
+    numbers = main(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "numbers.json").write_text(json.dumps({name: numbers}, indent=1, default=_plain) + "\n")
+    return numbers
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,12 +99,21 @@ def _trained(kind: str, latent_dim: int, c: float, n_epochs: int, seed: int):
     return model.eval(), guide.eval()
 
 
+def scatter_codes(ax, codes, labels, title: str) -> None:
+    """Codes as points coloured by digit (tab10), with a legend of the digits."""
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", vmin=0, vmax=9, s=4, alpha=0.7)
+    ax.legend(*points.legend_elements(), fontsize=6, markerscale=0.7, loc="best")
+    ax.set_title(title)
+
+
 def draw_codes(ax, codes: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor, title: str, n: int = 400):
     """μ(x) coloured by digit, and for the first n rows an ellipse of half-widths σ(x): the room q(z|x) takes."""
     import numpy as np
     from matplotlib.collections import EllipseCollection
 
     scatter_codes(ax, codes.numpy(), labels.numpy(), title)
+    ax.set_xlabel("z₁ (first latent coordinate)")
+    ax.set_ylabel("z₂")
     if float(sigma.max()) > 0:
         colours = plt_colours(labels[:n])
         ax.add_collection(EllipseCollection(2 * sigma[:n, 0].numpy(), 2 * sigma[:n, 1].numpy(), np.zeros(n),
@@ -114,3 +155,39 @@ def classifier():
     """The held-out judge of decoded images (see ``analysis.digit_classifier``)."""
     dataset = mnist()
     return analysis.digit_classifier(dataset.train, dataset.train_labels)
+
+
+@functools.lru_cache(maxsize=None)
+def judge():
+    """The judge of generated images: a small CNN trained on MNIST-5k's 4,000 training digits, with a
+    "no digit" class (see ``analysis.train_digit_judge``). Its accuracy on the 1,000 test digits is reported."""
+    dataset = mnist()
+    return analysis.train_digit_judge(dataset.train, dataset.train_labels, dataset.shape, epochs=epochs(12))
+
+
+def save(fig, path: Path) -> Path:
+    """Writes a matplotlib figure to path (creating its folder) and closes it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def image_panel(ax, images: torch.Tensor, shape, nrow: int, title: str, row_labels=None, column_labels=None) -> None:
+    """Rows of pixels drawn as one grid of images (torchvision's make_grid), nrow images per row, titled;
+    optional labels name the rows (on the left) and the columns (below)."""
+    from torchvision.utils import make_grid
+
+    images = images.detach().cpu().clamp(0, 1).reshape(-1, *shape)
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+    ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    height, width = shape[-2] + 2, shape[-1] + 2  # one image and its padding
+    ax.set_yticks([2 + height * i + shape[-2] / 2 for i in range(len(row_labels or []))], row_labels or [],
+                  fontsize=8)
+    ax.set_xticks([2 + width * i + shape[-1] / 2 for i in range(len(column_labels or []))], column_labels or [],
+                  fontsize=8)
+    ax.tick_params(length=0)

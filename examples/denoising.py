@@ -11,22 +11,25 @@ from pathlib import Path
 
 import torch
 
-from common import DROP, FIGURES, mnist, report, trained
-from pyro_vae import plots
+import matplotlib.pyplot as plt
+
+from common import DROP, cli, default_out, image_panel, mnist, report, save, trained
 from pyro_vae.analysis import decode_codes, denoising_mse, noisy_copy
 
 LATENT_DIM = 16
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("denoising")) -> dict:
     dataset = mnist()
     plain, denoising = trained("ae", LATENT_DIM), trained("dae", LATENT_DIM)
     clean = dataset.test
     noisy = noisy_copy(clean, drop=DROP, seed=1)  # the test corruption is drawn apart from the training one
 
     rows = [noisy[:10], decode_codes(*plain, noisy[:10]), decode_codes(*denoising, noisy[:10]), clean[:10]]
-    plots.show_grid(plots.image_grid(torch.cat(rows), dataset.shape, rows=4),
-                    "corrupted x̃ / plain AE d(e(x̃)) / denoising AE / clean x", figures / "denoising.png", 1.0)
+    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    image_panel(ax, torch.cat(rows), dataset.shape, 10, "10 test digits, half of their pixels erased",
+                row_labels=["corrupted x̃", "plain AE d(e(x̃))", "denoising AE d(e(x̃))", "clean x"])
+    save(fig, figures / "denoising.png")
     return report("denoising", {
         "erased_fraction": DROP,
         "corrupted_input_mse": float((noisy - clean).pow(2).sum(1).mean()),
@@ -37,4 +40,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "denoising")

@@ -18,11 +18,11 @@ import pyro
 import pyro.distributions as dist
 from pyro.infer import Trace_ELBO
 
-from common import FIGURES, report
+from common import cli, default_out, report, save
 from pyro_vae.analysis import linear_gaussian_terms
 from pyro_vae.models import VAE
 from pyro_vae.models.likelihoods import Gaussian
-from pyro_vae.plots import save_figure
+
 
 DIM, LATENT_DIM, C = 5, 2, 0.5
 
@@ -60,7 +60,7 @@ def pyro_elbo(weight, bias, x, loc, scale, num_particles: int = 20_000) -> float
         return -float(elbo.loss(model, guide, x[None]))
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("elbo_identity")) -> dict:
     weight, bias, x = linear_gaussian()
     exact = linear_gaussian_terms(weight, bias, C, x, torch.zeros(LATENT_DIM, dtype=torch.float64),
                                   torch.ones(LATENT_DIM, dtype=torch.float64))
@@ -76,7 +76,7 @@ def main(figures: Path = FIGURES) -> dict:
     ax.set_xlabel("q's mean: prior mean (0) → posterior mean (1)")
     ax.set_ylabel("nats")
     ax.legend(fontsize=8)
-    save_figure(fig, figures / "elbo_identity.png")
+    save(fig, figures / "elbo_identity.png")
 
     loc, scale = 0.5 * post_mean, post_std  # one q halfway, shown term by term
     terms = linear_gaussian_terms(weight, bias, C, x, loc, scale)
@@ -88,4 +88,4 @@ def main(figures: Path = FIGURES) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "elbo_identity")

@@ -12,14 +12,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from common import FIGURES, mnist, report, trained
+from common import cli, default_out, mnist, report, save, trained
 from pyro_vae.analysis import basis_report, pca_table, principal_angles
-from pyro_vae.plots import save_figure
+
 
 LATENT_DIM = 6  # the eigenvalue gap λ6/λ7 of MNIST-5k is large (1.31), so the subspace is well defined
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("linear_autoencoder")) -> dict:
     dataset = mnist()
     model, guide = trained("linear-ae", LATENT_DIM, n_epochs=40)
     x = dataset.train.numpy()
@@ -36,14 +36,19 @@ def main(figures: Path = FIGURES) -> dict:
             axes[row, k].set_xticks([]), axes[row, k].set_yticks([])
             axes[row, k].set_title(f"{name} {k + 1}", fontsize=8)
     fig.suptitle("same subspace, different basis", fontsize=10)
-    save_figure(fig, figures / "linear_autoencoder.png")
+    save(fig, figures / "linear_autoencoder.png")
 
     numbers = basis_report(basis, components.T)
     numbers["principal_angles"] = principal_angles(basis, components.T).round(2).tolist()
     numbers["pca_mse"] = float(((x - decoded) ** 2).sum(1).mean())
     numbers["linear_ae_mse"] = float(((x - reconstruction) ** 2).sum(1).mean())
+    # for scale: what a random 6-D subspace looks like, and why k = 6 (the eigenvalue gap after the 6th)
+    random_basis = np.random.default_rng(0).standard_normal((x.shape[1], LATENT_DIM))
+    numbers["random_subspace_angles"] = [float(a) for a in principal_angles(random_basis, components.T)[[-1, 0]]]
+    eigenvalues = np.linalg.eigvalsh(np.cov(x.T))[::-1]
+    numbers["eigenvalue_gap"] = float(eigenvalues[LATENT_DIM - 1] / eigenvalues[LATENT_DIM])
     return report("linear autoencoder", numbers)
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "linear_autoencoder")

@@ -10,9 +10,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from common import FIGURES, report
+from common import cli, default_out, report, save
 from pyro_vae.analysis import pca_table
-from pyro_vae.plots import save_figure
 
 POINTS = {"A": (-0.5, -0.4), "B": (-0.4, -0.1), "C": (0.1, 0.0), "D": (0.3, 0.3), "E": (0.5, 0.2)}
 
@@ -24,7 +23,7 @@ def table(codes: np.ndarray, decoded: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("pca")) -> dict:
     points = np.array(list(POINTS.values()))
     codes, decoded, components = pca_table(points, 1)
     print(table(codes, decoded))
@@ -38,12 +37,13 @@ def main(figures: Path = FIGURES) -> dict:
     ax.scatter(*points.T, color="black", zorder=3, label="x")
     ax.scatter(*decoded.T, color="tab:red", zorder=3, label="d(e(x))")
     ax.set_aspect("equal")
+    ax.set_xlabel("x₁"), ax.set_ylabel("x₂")
     ax.legend(fontsize=8)
     ax.set_title("PCA: encode to 1-D, decode back")
-    save_figure(fig, figures / "pca.png")
+    save(fig, figures / "pca.png")
     error = float(((points - decoded) ** 2).sum(1).mean())
     return report("pca", {"direction": components[0].round(4).tolist(), "mean_squared_error": round(error, 4)})
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "pca")

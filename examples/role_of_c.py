@@ -12,15 +12,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from common import FIGURES, mnist, report, trained
+from common import cli, default_out, mnist, report, save, trained
 from pyro_vae.analysis import elbo_terms
-from pyro_vae.plots import save_figure
+
 
 CS = (0.01, 0.03, 0.1, 0.3, 1.0)
 LATENT_DIM = 8
 
 
-def main(figures: Path = FIGURES) -> dict:
+def main(figures: Path = default_out("role_of_c")) -> dict:
     x = mnist().test
     rows = {c: elbo_terms(*trained("vae", LATENT_DIM, c), x) for c in CS}
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -32,9 +32,9 @@ def main(figures: Path = FIGURES) -> dict:
     twin.plot(CS, [rows[c]["kl"] for c in CS], "s-", color="tab:red")
     twin.set_ylabel("KL(q ‖ p(z)) (nats)", color="tab:red")
     ax.set_title("larger c: more weight on the KL term")
-    save_figure(fig, figures / "role_of_c.png")
+    save(fig, figures / "role_of_c.png")
     return report("role of c", {str(c): {k: rows[c][k] for k in ("mse", "kl", "sigma")} for c in CS})
 
 
 if __name__ == "__main__":
-    main()
+    cli(main, "role_of_c")

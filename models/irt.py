@@ -23,9 +23,8 @@ import pyro
 import pyro.distributions as dist
 from pyro import poutine
 
-from pyro_vae.irt.defaults import KINDS  # defined where the CLI reads it without torch
-
-# the item parameters of each model, and whether each is positive (LogNormal) or real (Normal)
+# the item parameters of each model (pyro_vae.irt.defaults.KINDS names them for the CLI), and whether each is
+# positive (LogNormal) or real (Normal)
 ITEM_SITES = {"lecture": {"beta": True}, "1pl": {"difficulty": False},
               "2pl": {"difficulty": False, "discrimination": True}}
 

@@ -19,7 +19,8 @@ The public API (each name is imported on first use, so ``import pyro_vae`` stays
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable
 
 from pyro_vae.errors import UserError
 
@@ -59,6 +60,17 @@ def __getattr__(name: str):
     value = value if attribute is None else getattr(value, attribute)
     globals()[name] = value
     return value
+
+
+def lazy_submodules(package: str, names: tuple[str, ...]) -> Callable[[str], ModuleType]:
+    """A module ``__getattr__`` for ``package`` that imports its submodule ``names`` on first use (PEP 562)."""
+
+    def __getattr__(name: str) -> ModuleType:
+        if name in names:
+            return importlib.import_module(f"{package}.{name}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
 def __dir__() -> list[str]:

@@ -8,7 +8,10 @@
   :func:`cluster_separation`, :func:`elbo_terms`;
 - :func:`gradient_draws`, :func:`gradient_variance`: pathwise vs score-function gradients;
 - :func:`lerp`, :func:`slerp`, :func:`attribute_vector`: moving in the latent space;
-- :func:`linear_gaussian_terms`: log p(x) = ELBO + KL(q ‖ p(z|x)) in closed form.
+- :func:`linear_gaussian_terms`: log p(x) = ELBO + KL(q ‖ p(z|x)) in closed form;
+- :func:`train_digit_judge`, :func:`digit_rate`, :func:`fit_gaussian`, :func:`gaussian_draws`,
+  :func:`prior_draws`, :func:`blended_digits`: how digit-like generated images are;
+- :func:`pca_errors`: PCA's reconstruction error, next to the autoencoder's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from torch import nn
 import pyro
 from pyro.infer import Trace_ELBO
 
-from pyro_vae import runs
+from pyro_vae import runs, settings
 from pyro_vae.evaluate import elbo_parts, encode
 from pyro_vae.guides.delta import DeltaGuide
 from pyro_vae.guides.denoising import corrupt
@@ -73,7 +76,7 @@ def basis_report(basis: np.ndarray, reference: np.ndarray) -> dict:
 
 # ---- the lecture's models, built and trained through the package's machinery ----------------
 
-def autoencoder(shape, latent_dim: int, c: float = 0.1, hidden: Sequence[int] = (256,),
+def autoencoder(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Sequence[int] = (256,),
                 linear: bool = False) -> tuple[nn.Module, nn.Module]:
     """(model, guide) of the autoencoder: z = e(x) (Delta guide), p(x|z) = N(d(z), cI), no prior."""
     dim = math.prod(shape)
@@ -84,7 +87,7 @@ def autoencoder(shape, latent_dim: int, c: float = 0.1, hidden: Sequence[int] = 
     return Autoencoder(decoder, latent_dim, likelihoods.Gaussian(c)), DeltaGuide(encoder)
 
 
-def vae(shape, latent_dim: int, c: float = 0.1, hidden: Sequence[int] = (256,)) -> tuple[nn.Module, nn.Module]:
+def vae(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Sequence[int] = (256,)) -> tuple[nn.Module, nn.Module]:
     """(model, guide) of the lecture's VAE, from the same builder as ``pyro-vae train``."""
     return runs.build({"model": "vae", "shape": list(shape), "latent_dim": latent_dim, "c": c,
                        "likelihood": "gaussian", "hidden": list(hidden), "network": "mlp"})
@@ -283,3 +286,154 @@ def linear_gaussian_terms(weight: torch.Tensor, bias: torch.Tensor, c: float, x:
             "kl_posterior": float(kl_posterior), "posterior_mean": posterior.loc,
             "posterior_cov": posterior.covariance_matrix}
 
+
+
+# ---- generation quality: a stronger judge, Gaussian-fitted draws, controls -----------------------
+
+class DigitJudge(nn.Module):
+    """A small convolutional digit classifier, the judge of decoded images (trained apart from every
+    autoencoder). Rows of pixels in [0, 1] → p(class | x) over the digits and one extra "no digit" class,
+    trained on noise, so that a confident answer means a digit. ``predict_proba`` returns the digits'
+    probabilities only (the "no digit" mass lowers them) and, like ``predict``, takes and returns NumPy
+    arrays as sklearn's classifiers do, so :func:`confident_fraction` accepts it."""
+
+    def __init__(self, shape: Sequence[int] = (1, 28, 28), classes: int = 10):
+        super().__init__()
+        c, h, w = shape
+        self.shape = (c, h, w)
+        self.net = nn.Sequential(
+            nn.Unflatten(1, (c, h, w)),
+            nn.Conv2d(c, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dropout(0.25), nn.Linear(32 * (h // 4) * (w // 4), 128), nn.ReLU(),
+            nn.Linear(128, classes + 1))  # the last class: "no digit"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of p(class | x)."""
+        return self.net(x)
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """softmax(logits) for every row, in eval mode, images clamped to [0, 1] first."""
+        self.eval()
+        images = images.detach().clamp(0, 1).to(next(self.parameters()))
+        return torch.cat([self(part).softmax(-1) for part in images.split(batch_size)])
+
+    def predict_proba(self, images) -> np.ndarray:
+        """p(digit k | x) for the digits k (without the "no digit" class), as a NumPy array."""
+        return self.probabilities(torch.as_tensor(images))[:, :-1].cpu().numpy()
+
+    def predict(self, images) -> np.ndarray:
+        return self.predict_proba(images).argmax(1)
+
+    def score(self, images, labels) -> float:
+        """Accuracy on (images, labels)."""
+        return float((self.predict(images) == np.asarray(labels)).mean())
+
+
+def train_digit_judge(x: torch.Tensor, labels: torch.Tensor, shape: Sequence[int] = (1, 28, 28), *,
+                      epochs: int = 12, batch_size: int = 64, lr: float = 1e-3, max_shift: int = 2,
+                      seed: int = 0) -> DigitJudge:
+    """Fits :class:`DigitJudge` by Adam on the cross-entropy of (x, labels), on x's device, with random
+    shifts of up to ``max_shift`` pixels (decoded digits are not all centred like MNIST's). Each batch also holds a
+    quarter as many "no digit" images: uniform noise and pixel-shuffled digits (a digit's ink, no shape)."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    torch.manual_seed(seed)
+    classes = int(labels.max()) + 1
+    judge = DigitJudge(shape, classes).to(x.device)
+    optimizer = torch.optim.Adam(judge.parameters(), lr=lr)
+    c, h, w = judge.shape
+    for _ in range(epochs):
+        judge.train()
+        order = torch.randperm(len(x), generator=generator, device="cpu").to(x.device)
+        for rows in order.split(batch_size):
+            shift = torch.randint(-max_shift, max_shift + 1, (2,), generator=generator, device="cpu")
+            dy, dx = int(shift[0]), int(shift[1])
+            images = x[rows].reshape(-1, c, h, w).roll((dy, dx), dims=(2, 3)).reshape(len(rows), -1)
+            junk = _no_digits(x[rows[: max(2, len(rows) // 4)]], generator)
+            target = torch.cat([labels[rows], labels.new_full((len(junk),), classes)])
+            loss = nn.functional.cross_entropy(judge(torch.cat([images, junk])), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return judge.eval()
+
+
+def _no_digits(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Images that are no digit: half uniform noise, half the rows of x with their pixels shuffled."""
+    half = len(x) // 2
+    noise = torch.rand(half, x.shape[1], generator=generator, device="cpu").to(x)
+    shuffled = x[half:, torch.randperm(x.shape[1], generator=generator, device="cpu").to(x.device)]
+    return torch.cat([noise, shuffled])
+
+
+def digit_rate(judge, images: torch.Tensor, threshold: float = 0.9, classes: int = 10) -> dict:
+    """How digit-like a set of images is, as the judge sees it.
+
+    - ``digit_rate``: the fraction of images the judge assigns to one class with probability ≥ threshold;
+    - ``coverage``: the effective number of classes among those images, exp(H(p̂)) with p̂ the histogram of
+      their predicted classes (``classes`` if every class is equally frequent, 1 if all are one digit);
+    - ``class_histogram``: p̂ itself.
+    """
+    probabilities = torch.as_tensor(judge.predict_proba(images.detach().cpu().clamp(0, 1).numpy()), device="cpu")
+    confident, predicted = probabilities.max(1)
+    sure = predicted[confident >= threshold]
+    histogram = torch.bincount(sure, minlength=classes).double()
+    if len(sure) == 0:
+        return {"digit_rate": 0.0, "coverage": 0.0, "class_histogram": histogram.tolist()}
+    p = histogram / histogram.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return {"digit_rate": float(len(sure) / len(images)), "coverage": float(entropy.exp()),
+            "class_histogram": p.tolist()}
+
+
+def fit_gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, covariance) of the codes: the maximum-likelihood Gaussian N(m, S) that an autoencoder's
+    codes are given so that it can generate: m = mean of the rows, S = (1/(n−1)) Σ (zᵢ − m)(zᵢ − m)ᵀ."""
+    codes = codes.detach()
+    return codes.mean(0), torch.cov(codes.T).reshape(codes.shape[1], codes.shape[1])
+
+
+def gaussian_draws(codes: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """n draws z = m + L ε, ε ~ N(0, I), from the Gaussian N(m, S = LLᵀ) fitted to the codes
+    (:func:`fit_gaussian`), on the codes' device: the autoencoder's stand-in for the VAE's prior."""
+    mean, cov = fit_gaussian(codes)
+    eye = torch.eye(len(mean), dtype=cov.dtype, device=cov.device)
+    chol = torch.linalg.cholesky(cov + 1e-6 * cov.diagonal().mean() * eye)
+    return mean + standard_normal(n, len(mean), codes, seed) @ chol.T
+
+
+@torch.no_grad()
+def prior_draws(model, n: int, seed: int = 0) -> torch.Tensor:
+    """E[x | z] for n draws z ~ p(z) = N(0, I), made with a seeded generator on the model's device."""
+    return model.generate(standard_normal(n, model.latent_dim, next(model.parameters()), seed))
+
+
+def standard_normal(n: int, dim: int, like: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """(n, dim) draws of N(0, I) from a generator seeded with ``seed``, on ``like``'s device and dtype."""
+    generator = torch.Generator(device=like.device).manual_seed(seed)
+    return torch.randn(n, dim, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def blended_digits(x: torch.Tensor, labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """n images (xᵢ + xⱼ)/2 of two real digits of different classes: the "nonsense" control, images with
+    the ink of a digit that are no digit, against which decoded images are judged."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    first = torch.randint(len(x), (4 * n,), generator=generator, device="cpu")
+    second = torch.randint(len(x), (4 * n,), generator=generator, device="cpu")
+    keep = (labels.cpu()[first] != labels.cpu()[second]).nonzero()[:n, 0]
+    first, second = first[keep].to(x.device), second[keep].to(x.device)
+    return (x[first] + x[second]) / 2
+
+
+def pca_errors(train: torch.Tensor, test: torch.Tensor, ks: Iterable[int]) -> dict:
+    """{k: mean over test rows of ‖x − x̂‖²}, with x̂ = x̄ + (x − x̄) W_kᵀ W_k the reconstruction by the
+    top-k principal directions W_k of the training rows (sklearn's PCA): the best linear autoencoder."""
+    from sklearn.decomposition import PCA
+
+    train, test = train.detach().cpu().double().numpy(), test.detach().cpu().double().numpy()
+    errors = {}
+    for k in ks:
+        pca = PCA(k, random_state=0).fit(train)
+        errors[int(k)] = float(((test - pca.inverse_transform(pca.transform(test))) ** 2).sum(1).mean())
+    return errors

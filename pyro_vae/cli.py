@@ -1,8 +1,8 @@
 """The pyro-vae command: PCA → autoencoder → VAE, topic models and IRT, as Pyro programs trained by SVI.
 
-Each subcommand lives in pyro_vae/commands/NAME.py and imports torch only when it runs, so help is quick.
 Bad input ends with one line on stderr, "pyro-vae: error: ...", and exit code 2; no traceback.
-Data sets are downloaded to and cached in --data-dir, else $PYRO_VAE_DATA, else ~/.cache/pyro-vae.
+Image data sets (train --dataset) are downloaded to and cached in --data-dir, else the folder in the
+environment variable PYRO_VAE_DATA, else ~/.cache/pyro-vae.
 Run data-parallel with: torchrun --nproc_per_node=N -m pyro_vae.cli train ...
 """
 
@@ -28,7 +28,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The pyro-vae parser with every subcommand; building it imports no torch (except via commands/train.py)."""
+    """The pyro-vae parser with every subcommand (pyro_vae/commands/NAME.py, each importing torch only in
+    its ``run``, so help is quick)."""
     parser = Parser(prog="pyro-vae", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)

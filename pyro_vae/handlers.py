@@ -2,8 +2,8 @@
 
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.replay_messenger import ReplayMessenger
-from pyro.poutine.subsample_messenger import _Subsample
 from pyro.poutine.trace_messenger import TraceMessenger
+from pyro.poutine.util import site_is_subsample
 
 
 def lean_traces(model, guide, *args, **kwargs):
@@ -11,7 +11,7 @@ def lean_traces(model, guide, *args, **kwargs):
 
     The messengers are used as context managers: ``poutine.trace(fn)`` would also build a handler
     object (with ``functools.wraps``) per program per call, and record inputs and return values.
-    The traces keep the plates' subsample sites (``_Subsample``): no part of p or q, so skip them.
+    The traces keep the plates' subsample sites (``site_is_subsample``): no part of p or q, so skip them.
     """
     with TraceMessenger() as guide_tracer:
         guide(*args, **kwargs)
@@ -59,7 +59,7 @@ class SiteScale(Messenger):
     def _process_message(self, msg):
         if msg["type"] != "sample" or bool(msg["is_observed"]) != self.observed:
             return
-        if msg["infer"].get("enumerate") == "parallel" or isinstance(msg["fn"], _Subsample):
+        if msg["infer"].get("enumerate") == "parallel" or site_is_subsample(msg):
             return
         msg["scale"] = msg["scale"] * self.scale
         msg["site_scale"] = msg.get("site_scale", 1.0) * self.scale

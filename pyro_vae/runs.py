@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -33,7 +32,7 @@ from pyro_vae.models import VAE, Autoencoder
 from pyro_vae.models import likelihoods
 from pyro_vae.networks import conv_decoder, conv_trunk, data_dim, mlp
 from pyro_vae.objectives import Objective
-from pyro_vae.train import CHECKPOINT, CONFIG, METRICS
+from pyro_vae.run_folder import CHECKPOINT, RunFolder
 
 if TYPE_CHECKING:
     from pyro_vae.data import Dataset
@@ -168,17 +167,16 @@ def build(config: dict, dataset: Dataset | None = None) -> tuple[Program, Progra
 
 def read_config(path: str | Path) -> dict:
     """A run folder's config.json as a dict; a missing or damaged one is a one-line UserError."""
-    path = Path(path)
-    if not (path / CONFIG).is_file():
-        raise UserError(f"{str(path)!r} is not a run folder (no {CONFIG}): give the --out of a training run")
-    try:
-        config = json.loads((path / CONFIG).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{str(path / CONFIG)!r} is not valid JSON ({type(error).__name__}); "
-                        "the run folder is damaged, start a new --out") from None
-    if not isinstance(config, dict):
-        raise UserError(f"{str(path / CONFIG)!r} is not a pyro-vae config; start a new --out")
-    return config
+    return RunFolder(path).config()
+
+
+def command_settings(defaults: dict, given: dict, out: str | Path, resume: bool,
+                     free: tuple[str, ...] = ("epochs",)) -> dict:
+    """A command's settings: the ``given`` ones (None: not given) over ``defaults``; on ``resume``, the run
+    in ``out``'s saved config instead, of which only the ``free`` settings may change."""
+    if resume:
+        return resumed(read_config(out), given, free)
+    return {**defaults, **{key: value for key, value in given.items() if value is not None}}
 
 
 def resumed(saved: dict, given: dict, free: tuple[str, ...] = ("epochs",)) -> dict:
@@ -207,10 +205,7 @@ def load(path: str | Path) -> Run:
     parameters.load_state(model, guide, state, path / CHECKPOINT)  # module states and pyro.param values
     for module in parameters.owners(model, guide):
         module.eval()
-    metrics_file = path / METRICS
-    metrics = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()] \
-        if metrics_file.exists() else []
-    return cls(path, config, model, guide, metrics)
+    return cls(path, config, model, guide, RunFolder(path).metrics())
 
 
 class ImageRun(Run):

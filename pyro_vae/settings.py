@@ -78,6 +78,24 @@ class Settings:
                 for k, v in asdict(self).items()}  # JSON: a torch.device given as device= is written as its name
 
     @classmethod
+    def resolve(cls, given: dict, saved: dict, fixed: bool) -> "Settings":
+        """Each field: the ``given`` value (a flag; None: not given), else the ``saved`` one (a resumed run's
+        config), else the default. With ``fixed`` (model and objective settings, which a run is tied to),
+        a given value that contradicts the saved one is an error, not a silent change."""
+        values = {}
+        for name in cls.__dataclass_fields__:
+            value = given.get(name)
+            value = list(value) if isinstance(value, tuple) else value
+            if fixed and value is not None and name in saved and saved[name] != value:
+                raise UserError(f"--resume: the run was trained with {name}={saved[name]!r}, not {value!r}; "
+                                "drop the flag or start a new --out")
+            if value is not None:
+                values[name] = value
+            elif name in saved:
+                values[name] = saved[name]
+        return cls.from_dict(values)
+
+    @classmethod
     def from_dict(cls, values: dict) -> "Settings":
         """The settings among ``values`` (e.g. a run's config.json); other keys are ignored, missing ones default."""
         names = {f.name: f for f in fields(cls)}

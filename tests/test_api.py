@@ -70,3 +70,12 @@ def test_the_package_ships_py_typed():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "py.typed" in config["package-data"]["pyro_vae"]
     assert {"pyro_vae.topics", "pyro_vae.irt"} <= set(config["packages"])
+
+
+def test_companion_modules_load_on_first_use():
+    code = ("import sys, pyro_vae.topics, pyro_vae.irt\nlight = 'torch' not in sys.modules\n"
+            "print(light, pyro_vae.topics.metrics.TOP_COHERENCE, pyro_vae.irt.reference.NUM_NODES)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["True", "10", "121"], done.stderr
+    with pytest.raises(AttributeError, match="has no attribute 'corpus'"):
+        pyro_vae.irt.corpus

@@ -361,8 +361,6 @@ if __name__ == "__main__":  # prints the catalogue's rows from the real messages
             sys.stdout.seek(0), sys.stdout.truncate(), sys.stderr.seek(0), sys.stderr.truncate()
             return type("Captured", (), {"out": out, "err": err})
 
-    import io
-
     torch.set_num_threads(1)
     real_out = sys.stdout
     with tempfile.TemporaryDirectory() as home:

@@ -7,6 +7,7 @@ Each check runs Pyro's own ``Trace_ELBO`` / ``TraceMeanField_ELBO`` and ours on 
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import pytest
 import torch
@@ -15,10 +16,14 @@ from torch import nn
 import pyro
 import pyro.distributions as dist
 import pyro.infer
+import pyro.optim
 from pyro import poutine
+from pyro.distributions.testing import fakes
+from pyro.distributions.testing.rejection_gamma import RejectionGamma
+from torch.distributions import constraints
 
 from pyro_vae import elbos, runs
-from pyro_vae.handlers import DataScale, SiteScale
+from pyro_vae.handlers import DataScale, SiteScale, lean_traces
 from pyro_vae.train import fit
 
 PAIRS = [(pyro.infer.Trace_ELBO, elbos.Trace_ELBO), (pyro.infer.TraceMeanField_ELBO, elbos.TraceMeanField_ELBO)]
@@ -173,7 +178,7 @@ def test_fit_uses_the_sync_free_elbo_by_default(monkeypatch):
     model, guide = vae("bernoulli")
     fit(model.float(), guide.float(), rows(40).float(), epochs=1, batch_size=10, evaluator=None, device="cpu",
         quiet=True)
-    assert len(calls) == 4  # one per step
+    assert len(calls) == 3  # one per step after the first (validated: Pyro's own differentiable_loss)
 
 
 def test_lean_path_keeps_sites_of_one_shape_but_different_scales_apart():
@@ -186,3 +191,188 @@ def test_lean_path_keeps_sites_of_one_shape_but_different_scales_apart():
     with pyro.validation_enabled(False):
         unscaled = loss_and_grads(pyro.infer.Trace_ELBO(), model, guide, x)
     assert not torch.allclose(expected[0], unscaled[0])  # β did act
+
+
+# ---- Every entry point, both validation modes: Pyro's values, gradients and errors ----
+# The ground of Pyro's own tests/infer/test_gradient.py and test_valid_models.py, compared to Pyro's classes
+# rather than to closed forms: reparameterized, has_rsample_(False), non-reparameterized and partially
+# reparameterized guide sites; global sites beside a plate; subsampled plates; poutine.scale by a number and
+# per row; masks; vectorized and sequential particles; a plate in the guide only; auxiliary guide sites; a
+# GuideMessenger guide. benchmarks/pyro_conformance.py runs Pyro's tests themselves (not in CI: needs a checkout).
+
+F64 = torch.float64
+DATA = torch.tensor([-0.5, 2.0, 0.3], dtype=F64)
+
+
+def t(value):
+    return torch.tensor(value, dtype=F64)
+
+
+def program(normal=dist.Normal, has_rsample=None, subsample_size=None, scale=None, mask=False,
+            rate_guide=dist.Gamma, guide_only_plate=False, auxiliary=False):
+    """A model/guide pair as Pyro's tests write them: plain functions, ``pyro.param``, a global rate outside
+    the ``"data"`` plate, a latent z per row, x observed. ``scale``: a number or ``"rows"`` (a tensor per row)."""
+
+    def handlers(ind):
+        stack = contextlib.ExitStack()
+        if scale is not None:
+            stack.enter_context(poutine.scale(scale=t([1.0, 2.0, 3.0])[ind] if scale == "rows" else scale))
+        if mask:
+            stack.enter_context(poutine.mask(mask=DATA[ind] > 0))
+        return stack
+
+    def model(subsample=None):
+        rate = pyro.sample("rate", dist.Gamma(t(3.0), t(2.0)))
+        with pyro.plate("data", len(DATA), subsample_size, subsample=subsample) as ind, handlers(ind):
+            z = pyro.sample("z", normal(t(0.0), t(1.0)))
+            pyro.sample("x", normal(z, rate), obs=DATA[ind])
+
+    def guide(subsample=None):
+        a = pyro.param("a", lambda: t(4.0), constraint=constraints.positive)
+        pyro.sample("rate", rate_guide(a, t(2.5)))
+        if auxiliary:
+            pyro.sample("u", dist.Normal(a, t(1.0)), infer={"is_auxiliary": True})
+        if guide_only_plate:
+            for _ in pyro.plate("guide_only", 4, subsample_size=2):
+                pass
+        loc = pyro.param("loc", lambda: t([0.1, -0.2, 0.3]))
+        sd = pyro.param("sd", lambda: t(0.8), constraint=constraints.positive)
+        with pyro.plate("data", len(DATA), subsample_size, subsample=subsample) as ind, handlers(ind):
+            q = normal(loc[ind], sd)
+            if has_rsample is not None:
+                q.has_rsample_(has_rsample)
+            pyro.sample("z", q)
+
+    return model, guide
+
+
+CASES = {
+    "reparam": (program(), {}, {}),
+    "has_rsample_false": (program(has_rsample=False), {}, {}),
+    "nonreparam": (program(fakes.NonreparameterizedNormal), {}, {}),
+    "partial_reparam": (program(rate_guide=RejectionGamma), {}, {}),  # has_rsample, and a score-function term
+    "subsample": (program(subsample_size=1), {}, {"subsample": torch.tensor([1])}),
+    "scaled": (program(scale=2.0), {}, {}),
+    "scaled_per_row": (program(scale="rows"), {}, {}),
+    "masked": (program(mask=True), {}, {}),
+    "vectorized_particles": (program(), {"num_particles": 3, "vectorize_particles": True}, {}),
+    "vectorized_nonreparam": (program(fakes.NonreparameterizedNormal),
+                              {"num_particles": 3, "vectorize_particles": True, "max_plate_nesting": 1}, {}),
+    "sequential_particles": (program(), {"num_particles": 3}, {}),
+    "plate_in_guide_only": (program(guide_only_plate=True), {}, {}),  # an error with validation, fine without
+    "auxiliary_guide_site": (program(auxiliary=True), {}, {}),
+}
+
+
+def outcome(entry, elbo, model, guide, kwargs):
+    """(loss value, {param: gradient, or value after one SVI step}) of one entry point from a fresh param
+    store and seed, or the type of the error it raised."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    try:
+        if entry == "loss":
+            return float(elbo.loss(model, guide, **kwargs)), {}
+        if entry == "svi":
+            value = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 0.1}), elbo).step(**kwargs)
+            return value, {k: v.detach().clone() for k, v in pyro.get_param_store().named_parameters()}
+        if entry == "loss_and_grads":
+            value = elbo.loss_and_grads(model, guide, **kwargs)
+        else:
+            loss = (elbo.differentiable_loss(model, guide, **kwargs) if entry == "differentiable_loss"
+                    else elbo(model, guide)(**kwargs))  # the ELBOModule
+            if torch.is_tensor(loss) and loss.requires_grad:
+                loss.backward()
+            value = float(loss)
+        return value, {k: v.grad for k, v in pyro.get_param_store().named_parameters()}
+    except Exception as error:  # noqa: BLE001 (the same error as Pyro's is the expected outcome)
+        return type(error)
+
+
+ENTRIES = ("loss", "loss_and_grads", "differentiable_loss", "module", "svi")
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("validate", [True, False])
+@pytest.mark.parametrize("pyros, ours", PAIRS, ids=["Trace_ELBO", "TraceMeanField_ELBO"])
+def test_every_entry_point_equals_pyros(pyros, ours, validate, case):
+    (model, guide), options, kwargs = CASES[case]
+    with pyro.validation_enabled(validate), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pyro's own warnings (e.g. MeanField's order check) are Pyro's business
+        for entry in ENTRIES:
+            expected = outcome(entry, pyros(**options), model, guide, kwargs)
+            actual = outcome(entry, ours(**options), model, guide, kwargs)
+            if isinstance(expected, type):
+                assert actual is expected, f"{entry}: Pyro raises {expected.__name__}, ours gives {actual}"
+                continue
+            assert not isinstance(actual, type), f"{entry}: ours raises {actual.__name__}, Pyro's does not"
+            (value_a, params_a), (value_b, params_b) = expected, actual
+            assert value_b == pytest.approx(value_a, rel=1e-9, abs=1e-12), entry
+            assert params_a.keys() == params_b.keys(), entry
+            for name in params_a:
+                a, b = params_a[name], params_b[name]
+                assert (a is None) == (b is None), (entry, name)
+                assert a is None or torch.allclose(a, b, rtol=1e-9, atol=1e-12), (entry, name, a, b)
+
+
+@pytest.mark.parametrize("case", ["reparam", "nonreparam", "partial_reparam", "masked", "subsample",
+                                  "vectorized_particles", "plate_in_guide_only"])
+@pytest.mark.parametrize("pyros, ours", PAIRS, ids=["Trace_ELBO", "TraceMeanField_ELBO"])
+def test_the_lean_path_is_the_one_compared(pyros, ours, case, monkeypatch):
+    """With validation off, ``differentiable_loss`` goes through our own ``_particle_loss`` (so the
+    comparison above tests our code, not Pyro's), and never through Pyro's ``_get_trace``."""
+    (model, guide), options, kwargs = CASES[case]
+    calls = []
+    particle_loss = ours._particle_loss
+    monkeypatch.setattr(ours, "_particle_loss", lambda self, *traces: calls.append(1) or particle_loss(self, *traces))
+    monkeypatch.setattr(ours, "_get_trace", lambda *_: pytest.fail("Pyro's _get_trace on the lean path"))
+    with pyro.validation_enabled(False):
+        ours(**options).differentiable_loss(model, guide, **kwargs)
+    assert len(calls) == (1 if options.get("vectorize_particles") else options.get("num_particles", 1))
+
+
+def test_a_partially_reparameterized_guide_site_gets_its_score_function_term():
+    """RejectionGamma has an rsample and a score-function term: the lean sum of log p − log q alone
+    would give a different gradient (the bug this guards against)."""
+    (model, guide), _, _ = CASES["partial_reparam"]
+    with pyro.validation_enabled(False):
+        pyro.set_rng_seed(0)
+        loss = elbos.Trace_ELBO().differentiable_loss(model, guide)
+        pyro.set_rng_seed(0)  # the same draws, scored as if every guide site were reparameterized
+        model_trace, guide_trace = lean_traces(model, guide)
+    log_p, log_q = ([s["fn"].log_prob(s["value"]).sum() for s in trace.nodes.values() if s["type"] == "sample"]
+                    for trace in (model_trace, guide_trace))
+    naive = sum(log_q) - sum(log_p)
+    a = dict(pyro.get_param_store().named_parameters())["a"]
+    (grad,), (naive_grad,) = torch.autograd.grad(loss, [a]), torch.autograd.grad(naive, [a])
+    assert torch.allclose(loss, naive)  # same value
+    assert not torch.allclose(grad, naive_grad)  # different gradient: the score-function term counts
+
+
+@pytest.mark.parametrize("pyros, ours", PAIRS, ids=["Trace_ELBO", "TraceMeanField_ELBO"])
+@pytest.mark.parametrize("validate", [True, False])
+def test_a_guide_messenger_gets_pyros_own_path(pyros, ours, validate):
+    """AutoNormalMessenger makes its own traces: ``differentiable_loss`` is Pyro's, in both modes."""
+    from pyro.infer.autoguide import AutoNormalMessenger
+
+    model, _ = program()
+    results = []
+    for cls in (pyros, ours):
+        pyro.clear_param_store()
+        pyro.set_rng_seed(0)
+        guide = AutoNormalMessenger(model)
+        with pyro.validation_enabled(validate):
+            loss = cls().differentiable_loss(model, guide)
+            loss.backward()
+        results.append((loss.detach(), {k: v.grad for k, v in pyro.get_param_store().named_parameters()}))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.allclose(loss_a, loss_b, rtol=1e-9) and grads_a.keys() == grads_b.keys() and grads_a
+    assert all(torch.allclose(grads_a[k], grads_b[k], rtol=1e-9, atol=1e-12) for k in grads_a)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+def test_the_default_vae_takes_the_lean_sum(likelihood):
+    """The default VAE's step is the one-sum-per-plate path (the reason these classes exist), not the fallback."""
+    model, guide = vae(likelihood)
+    with pyro.validation_enabled(False), DataScale(100):
+        model_trace, guide_trace = lean_traces(model, guide, rows())
+    assert elbos._reparameterized_elbo(model_trace, guide_trace) is not None

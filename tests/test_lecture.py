@@ -163,7 +163,8 @@ def test_vae_codes_are_overlapping_regions_and_autoencoder_codes_are_points(mnis
 
 
 def test_the_held_out_classifier_is_confident_on_digits_and_not_on_noise(mnist):
-    """The instrument behind the grid-confidence numbers of examples/latent_gaps.py."""
+    """The logistic-regression judge of examples/attribute_vector.py (section 5 now uses the CNN judge of
+    tests/test_generation_quality.py)."""
     x, labels, test, _ = mnist
     judge = analysis.digit_classifier(x[:1000], labels[:1000])
     noise = torch.rand(500, x.shape[1], generator=torch.Generator().manual_seed(0))
@@ -234,6 +235,21 @@ def test_pathwise_gradients_have_far_lower_variance_than_score_function_ones(mni
     standard_error = ((pathwise.var(0) + score.var(0)) / 100).sqrt()
     agree = ((pathwise.mean(0) - score.mean(0)).abs() <= 4 * standard_error + 1e-8).float().mean()
     assert agree > 0.95, float(agree)
+
+
+def test_zero_variance_gradient_coordinates_are_the_weights_of_silent_relu_units(mnist, vae_2d):
+    """Why the variance curves of examples/reparameterization.py end early: a ReLU unit of the encoder's trunk
+    that outputs 0 on every image of the batch gives its outgoing weights in the μ and σ heads a gradient of
+    exactly 0 in every draw, and every other coordinate varies."""
+    model, guide = vae_2d
+    batch = mnist[2][:16]
+    params = [*guide.encoder.mu.parameters(), *guide.encoder.sigma.parameters()]
+    zero = analysis.gradient_draws(model, guide, batch, params, num_draws=10, seed=1).var(0) == 0
+    with torch.no_grad():
+        silent = (guide.encoder.trunk(batch) == 0).all(0)
+    weights, bias = silent.expand(2, -1).reshape(-1), torch.zeros(2, dtype=torch.bool)
+    assert silent.any()  # the claim needs silent units to say something
+    assert torch.equal(zero, torch.cat([weights, bias, weights, bias]))
 
 
 def test_the_score_function_guide_is_the_same_distribution_without_rsample(mnist_5k):

@@ -58,11 +58,8 @@ def run(args) -> None:
 
     given = {key: getattr(args, key) for key in DEFAULTS}
     given["source"] = given.pop("data")  # config.json keeps the name as "data", where it was read from as "source"
-    if args.resume:
-        settings = runs.resumed(runs.read_config(args.out), given, RESUMABLE)
-        settings.setdefault("source", settings["data"])  # runs made before "source" was kept
-    else:
-        settings = {**DEFAULTS, "source": DEFAULTS["data"], **{k: v for k, v in given.items() if v is not None}}
+    settings = runs.command_settings({**DEFAULTS, "source": DEFAULTS["data"]}, given, args.out, args.resume, RESUMABLE)
+    settings.setdefault("source", settings["data"])  # runs made before "source" was kept
     data = exams.load(settings["source"])
     out = Path(args.out)
     if not args.quiet:

@@ -77,29 +77,13 @@ def add_parser(sub) -> None:
 
 def run(args) -> None:
     """Fits (or resumes) a topic run and prints its topic table."""
-    import shutil
-    from pathlib import Path
-
     from pyro_vae import runs
-    from pyro_vae.topics import fitting, report
+    from pyro_vae.topics import fitting
     from pyro_vae.train import resolve_device
 
     given = {key: getattr(args, key) for key in (*DEFAULTS, "alpha", "lr", "data_dir") if key != "baseline_iter"}
-    if args.resume:
-        config = runs.resumed(runs.read_config(args.out), given, RESUMABLE)
-        corpus = fitting.load_corpus(config)
-    else:
-        corpus = fitting.load_corpus({**DEFAULTS, **{k: v for k, v in given.items() if v is not None}})
-        config = fitting.make_config(corpus, **given)
-    out = Path(args.out)
-    created = not out.exists()
-    model, guide, _ = fitting.train(corpus, config, device=resolve_device(args.device), out=out, resume=args.resume,
-                                    overwrite=args.overwrite, quiet=args.quiet)
-    try:
-        summary = report.summarize(model, guide, corpus, config, args.baseline_iter if args.baseline else None)
-        report.write_outputs(out, summary, guide, corpus, figures=not args.no_figures)
-    except BaseException:
-        if created:  # no half-written run is left behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    summary = fitting.fit_run(runs.command_settings(DEFAULTS, given, args.out, args.resume, RESUMABLE), args.out,
+                              resume=args.resume, overwrite=args.overwrite, device=resolve_device(args.device),
+                              quiet=args.quiet, baseline_iter=args.baseline_iter if args.baseline else None,
+                              figures=not args.no_figures)
     print(summary["table"])

@@ -52,24 +52,6 @@ def saved_config(args) -> dict:
         raise UserError(f"--resume: {error}") from None
 
 
-def chosen(args, saved: dict, cls: type[settings.Settings], fixed: bool) -> settings.Settings:
-    """Each field: the flag, else (on --resume) the saved value, else the default. With ``fixed`` (model and
-    objective settings), a flag that contradicts the run being resumed is an error, not a silent change."""
-    given = {k: v for k, v in vars(args).items() if v is not None}
-    values = {}
-    for name in cls.__dataclass_fields__:
-        value = given.get(name)
-        value = list(value) if isinstance(value, tuple) else value
-        if fixed and value is not None and name in saved and saved[name] != value:
-            raise UserError(f"--resume: the run was trained with {name}={saved[name]!r}, not {value!r}; "
-                            "drop the flag or start a new --out")
-        if value is not None:
-            values[name] = value
-        elif name in saved:
-            values[name] = saved[name]
-    return cls.from_dict(values)
-
-
 def run(args) -> None:
     import pyro
 
@@ -83,9 +65,10 @@ def run(args) -> None:
     if args.resume and args.program and saved.get("program") not in (None, runs.program_spec(args.program)):
         raise UserError(f"--resume: the run was trained with --program {saved.get('program')}; drop the flag "
                         "or start a new --out")
-    model_settings = chosen(args, saved, settings.VAE, fixed=True)
-    objective_settings = chosen(args, saved, settings.Objective, fixed=True)
-    training = chosen(args, saved, settings.Training, fixed=False)
+    given = vars(args)
+    model_settings = settings.VAE.resolve(given, saved, fixed=True)
+    objective_settings = settings.Objective.resolve(given, saved, fixed=True)
+    training = settings.Training.resolve(given, saved, fixed=False)
     if objective_settings.binarize and model_settings.likelihood != "bernoulli" and not program:
         raise UserError(f"--binarize dynamic draws binary pixels, for --likelihood bernoulli, "
                         f"not {model_settings.likelihood}")

@@ -10,3 +10,7 @@
 
 The model and guides themselves are ``pyro_vae.models.irt`` and ``pyro_vae.guides.irt``.
 """
+
+from pyro_vae import lazy_submodules
+
+__getattr__ = lazy_submodules(__name__, ("exams", "defaults", "fitting", "reference", "report", "figures", "run"))

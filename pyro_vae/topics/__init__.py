@@ -11,3 +11,7 @@
 
 The models and guides themselves are ``pyro_vae.models.topics`` and ``pyro_vae.guides.topics``.
 """
+
+from pyro_vae import lazy_submodules
+
+__getattr__ = lazy_submodules(__name__, ("corpus", "defaults", "fitting", "metrics", "baseline", "report", "figures", "run"))

@@ -7,6 +7,7 @@ settings. It alone rebuilds model and guide; the vocabulary is kept beside it in
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyro
@@ -102,3 +103,26 @@ def train(corpus: Corpus, config: dict, *, device: str | torch.device = "auto", 
     if out is not None:
         write_text(Path(out) / VOCAB, "".join(f"{word}\n" for word in corpus.vocab))
     return model, guide, history
+
+
+def fit_run(settings: dict, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+            device: str | torch.device = "auto", quiet: bool = False, baseline_iter: int | None = None,
+            figures: bool = True) -> dict:
+    """``pyro-vae topics`` in one call: the corpus, the config (``make_config``; on ``resume`` the saved one),
+    training, then the report files in ``out`` (``report.write_outputs``). Returns the report
+    (``report.summarize``); a new run folder is removed again if anything fails."""
+    from pyro_vae.topics import report
+
+    corpus = load_corpus({**DEFAULTS, **settings})
+    config = settings if resume else make_config(corpus, **{k: v for k, v in settings.items() if k != "baseline_iter"})
+    out = Path(out)
+    created = not out.exists()
+    model, guide, _ = train(corpus, config, device=device, out=out, resume=resume, overwrite=overwrite, quiet=quiet)
+    try:
+        summary = report.summarize(model, guide, corpus, config, baseline_iter)
+        report.write_outputs(out, summary, guide, corpus, figures=figures)
+    except BaseException:
+        if created:  # no half-written run is left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return summary

@@ -1,0 +1,299 @@
+"""Every computed number on the docs pages is checked against docs/figures/numbers.json (written by
+``make figures``), at the precision the page shows it: a stale page fails here.
+
+Each claim is a piece of a page's text with ``{}`` where numbers stand, and the numbers.json keys they show:
+
+    ("code norm dips from {} and {} at the ends to {} halfway", ["generation.lerp.code_norms.0", ...])
+
+A key may end in ``.range`` (max − min over seeds of a measure with ``min`` and ``max``), and in ``*F`` (shown multiplied by F, e.g. ``*100`` for a percentage) or ``/F`` (``/1e5`` for a
+number written "9.0 × 10⁵"). A placeholder is compared at the shown precision: ``{}`` shows the value
+rounded to its decimals (2.51 stands for [2.505, 2.515]); ``{~}`` shows it to its last non-zero digit
+("≈ 25,000" stands for [24,500, 25,500]); ``{<}`` and ``{>}`` bound it ("less than 3%").
+
+A page's text is matched with its line breaks as spaces. Besides the claims, every number in a table row of
+the page, and every decimal number in its prose, must belong to a claim or to the page's list of settings
+(numbers that are inputs, not results): a new number on a page needs a claim.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+NUMBERS = json.loads((DOCS / "figures" / "numbers.json").read_text())
+
+NUMBER = r"(?<![\w.\-−])[−-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d|,\d)"
+
+def _row(prefix: str) -> list[str]:
+    """The keys of one row of the ablation table."""
+    return [f"{prefix}.{k}" for k in ("kl", "mse", "sigma", "spread_over_sigma", "knn_accuracy*100")]
+
+
+def _gaps(model: str) -> list[str]:
+    """The keys of one row of the latent-gaps table: mean (min–max over seeds) of each measure."""
+    keys = [f"latent_gaps.{model}.mean_sigma.mean"]
+    for measure in ("empty_grid_fraction", "grid_digit_rate", "prior_digit_rate"):
+        keys += [f"latent_gaps.{model}.{measure}.{k}*100" for k in ("mean", "min", "max")]
+    return keys + [f"latent_gaps.{model}.prior_coverage.mean"]
+
+
+def _generated(name: str) -> list[str]:
+    """The keys of one generator's row of the generation-quality table."""
+    prefix = f"generation_quality.{name}"
+    return [f"{prefix}.digit_rate*100", f"{prefix}.digit_rate_min*100", f"{prefix}.digit_rate_max*100",
+            f"{prefix}.coverage"]
+
+
+def _across(section: str, field: str) -> list[str]:
+    """The keys of one row of the role-of-c table, one column per c."""
+    return [f"{section}.{c}.{field}" for c in ("0.01", "0.03", "0.1", "0.3", "1.0")]
+
+
+LECTURE = [
+    # 1, 2
+    ("w = ({}, {})", ["pca.direction.0", "pca.direction.1"]),
+    ("| {}°, {}°, {}°, {}°, {}°, {}° |", [f"linear_autoencoder.principal_angles.{i}" for i in range(6)]),
+    ("| ‖WᵀW − I‖ (0 for an orthonormal basis) | {} |", ["linear_autoencoder.orthonormality_error"]),
+    ("principal direction k (1 if aligned) | {} |", ["linear_autoencoder.alignment"]),
+    ("PCA / linear autoencoder | {} / {} |", ["linear_autoencoder.pca_mse", "linear_autoencoder.linear_ae_mse"]),
+    ("makes angles of {}° to {}° with PCA's", ["linear_autoencoder.random_subspace_angles.0",
+                                               "linear_autoencoder.random_subspace_angles.1"]),
+    ("(λ₆/λ₇ ≈ {})", ["linear_autoencoder.eigenvalue_gap"]),
+    # 3: the nonlinear autoencoder against PCA
+    ("| 2 | {} | **{}** |", ["pca_vs_autoencoder.pca.2", "pca_vs_autoencoder.autoencoder.2"]),
+    ("| 16 | {} | **{}** |", ["pca_vs_autoencoder.pca.16", "pca_vs_autoencoder.autoencoder.16"]),
+    ("reconstructs about as well as PCA with {} components", ["pca_vs_autoencoder.pca_components_matching_16"]),
+    # 3
+    ("SVI loss {}, and squared error / 2c + constant {} (squared error {})",
+     ["autoencoder.svi_loss_per_example", "autoencoder.mse_over_2c_plus_constant", "autoencoder.mse"]),
+    # 4
+    ("| corrupted input x̃ itself | {} |", ["denoising.corrupted_input_mse"]),
+    ("| plain autoencoder d(e(x̃)) | {} |", ["denoising.plain_ae_mse_on_corrupted"]),
+    ("| denoising autoencoder d(e(x̃)) | **{}** |", ["denoising.denoising_ae_mse_on_corrupted"]),
+    ("(plain autoencoder on the clean input, for reference) | {} |", ["denoising.plain_ae_mse_on_clean"]),
+    # 5
+    ("the test ELBO moves by about {~} nat per 10 epochs ({} for the autoencoder, {} for the VAE with c = 0.1)",
+     ["latent_gaps.ae.test_elbo_change_last_10_epochs.mean", "latent_gaps.ae.test_elbo_change_last_10_epochs.mean",
+      "latent_gaps.vae_c0.1.test_elbo_change_last_10_epochs.mean"]),
+    ("That is less than the {}–{} nats between seeds",
+     ["latent_gaps.vae_c0.1.test_elbo.range", "latent_gaps.ae.test_elbo.range"]),
+    ("The judge is the CNN of section 9: {}% test accuracy, and ≥ 90% sure of one digit on {}% of",
+     ["latent_gaps.judge_test_accuracy*100", "latent_gaps.real_digit_rate*100"]),
+    ("the judge calls {}% of the blends digits", ["latent_gaps.blended_digit_rate*100"]),
+    ("| autoencoder | {} | {}% ({}–{}%) | **{}%** ({}–{}%) | **{}%** ({}–{}%) | {} |", _gaps("ae")),
+    ("| VAE, c = 0.1 | {} | **{}%** ({}–{}%) | {}% ({}–{}%) | {}% ({}–{}%) | {} |", _gaps("vae_c0.1")),
+    ("| VAE, c = 1 | {} | {}% ({}–{}%) | {}% ({}–{}%) | {}% ({}–{}%) | {} |", _gaps("vae_c1")),
+    ("| real test digits / blends of two digits | | | {}% / {}% |",
+     ["latent_gaps.real_digit_rate*100", "latent_gaps.blended_digit_rate*100"]),
+    ("{}% of its grid points lie far from every training code. Still, {}% of its grid images are judged digits, "
+     "as many as the VAE's with c = 0.1 ({}%), and far above the blends ({}%)",
+     ["latent_gaps.ae.empty_grid_fraction.mean*100", "latent_gaps.ae.grid_digit_rate.mean*100",
+      "latent_gaps.vae_c0.1.grid_digit_rate.mean*100", "latent_gaps.blended_digit_rate*100"]),
+    ("({}% against {}%), because the KL term", ["latent_gaps.vae_c0.1.empty_grid_fraction.mean*100",
+                                                "latent_gaps.ae.empty_grid_fraction.mean*100"]),
+    ("σ(x) is wide ({}), and in seed 0", ["latent_gaps.vae_c1.mean_sigma.mean"]),
+    ("no more often than the blends ({}%), and they cover about {~} classes",
+     ["latent_gaps.blended_digit_rate*100", "latent_gaps.vae_c1.prior_coverage.mean"]),
+    ("does as well as the VAE with c = 0.1** ({}% against {}%)",
+     ["latent_gaps.ae.prior_digit_rate.mean*100", "latent_gaps.vae_c0.1.prior_digit_rate.mean*100"]),
+    # 6
+    ("| reconstruction only | {} | {} | {} | {} | {}% |", _row("ablation.recon-only")),
+    ("| KL only | {} | {} | {} | {} | {}% |", _row("ablation.kl-only")),
+    ("| both | {} | {} | {} | {} | {}% |", _row("ablation.vae")),
+    ("Nothing stops σ(x) from shrinking, and it falls to {}.", ["ablation.recon-only.sigma"]),
+    ("the codes spread over {} times their own width", ["ablation.recon-only.spread_over_sigma"]),
+    ("KL ≈ {} and σ ≈ {}.", ["ablation.kl-only.kl", "ablation.kl-only.sigma"]),
+    ("The codes move less than {<}% of their own width", ["ablation.kl-only.spread_over_sigma*100"]),
+    ("The regions are tight (spread / σ ≈ {~})", ["ablation.vae.spread_over_sigma"]),
+    # 7
+    ("| KL(q ‖ p(z)) per test image (nats) | {} | {} | {} | {} | {} |", _across("role_of_c", "kl")),
+    ("| squared error ‖x − f(μ(x))‖² | {} | {} | {} | {} | {} |", _across("role_of_c", "mse")),
+    ("| mean σ(x) | {} | {} | {} | {} | {} |", _across("role_of_c", "sigma")),
+    # 8
+    ("| pathwise | {} × 10⁵ |", ["reparameterization.variance.pathwise/1e5"]),
+    ("| score function | {} × 10¹⁰ |", ["reparameterization.variance.score_function/1e10"]),
+    ("| **ratio** | **≈ {~}** |", ["reparameterization.variance_ratio"]),
+    ("their means agree within 3 standard errors on {}% of the coordinates",
+     ["reparameterization.means_agree_within_3_standard_errors*100"]),
+    # 8: why the variance curves end
+    ("The last {} of the {} coordinates have a", ["reparameterization.zero_variance_coordinates",
+                                                  "reparameterization.coordinates"]),
+    ("weights from the {} ReLU units of the encoder's hidden layer (out of {})",
+     ["reparameterization.silent_units_on_batch", "reparameterization.trunk_units"]),
+    ("and 4 × {} = {}.", ["reparameterization.silent_units_on_batch", "reparameterization.zero_variance_coordinates"]),
+    ("{} of the units are silent on all 1,000 test digits", ["reparameterization.dead_units_on_test"]),
+    # 9: generation, measured
+    ("It classifies {}% of the 1,000 test digits correctly", ["generation_quality.judge_test_accuracy*100"]),
+    ("| real test digits | {}% | {} |", ["generation_quality.real.digit_rate*100", "generation_quality.real.coverage"]),
+    ("| VAE, c = 0.1: f(z), z ~ N(0, I) | {}% (seeds: {}–{}%) | {} |", _generated("vae_c0.1")),
+    ("| VAE, c = 1: f(z), z ~ N(0, I) | {}% ({}–{}%) | {} |", _generated("vae_c1")),
+    ("| autoencoder: d(z), z ~ N(m, S) fitted to its codes | {}% ({}–{}%) | {} |", _generated("ae_fitted_gaussian")),
+    ("two test digits of different classes | {}% | {} |",
+     ["generation_quality.blended.digit_rate*100", "generation_quality.blended.coverage"]),
+    # 9: interpolation
+    ("(here a \"{}\", at cosine {})", ["generation.ends.classes.1", "generation.ends.cosine"]),
+    ("90% of its draws have a norm between {} and {}.", ["generation.prior_norm_5_95.0", "generation.prior_norm_5_95.1"]),
+    ("the code norm dips from {} and {} at the ends to {} near the middle",
+     ["generation.lerp.code_norms.0", "generation.lerp.code_norms.9", "generation.lerp.min_norm"]),
+    ("keeps the norm between its end values, from {} to {},",
+     ["generation.slerp.code_norms.0", "generation.slerp.code_norms.9"]),
+    # 10
+    ("| mean pixel mass of the decoded test digits | {} | {} | {} | {} | {} | {} | {} |",
+     [f"attribute_vector.mean_pixel_mass.{i}" for i in range(7)]),
+    ("| classified as the same digit as at α = 0 | {}% | {}% | {}% | {}% | {}% | {}% | {}% |",
+     [f"attribute_vector.same_class_as_alpha_0.{i}*100" for i in range(7)]),
+    ("For |α| ≤ 0.5 the digit keeps its identity about {~}% of the time",
+     ["attribute_vector.same_class_as_alpha_0.2*100"]),
+    # 11
+    ("| log p(x) | {} |", ["elbo_identity.log_px"]),
+    ("| ELBO(q) | {} |", ["elbo_identity.elbo"]),
+    ("| KL(q ‖ p(z\\|x)) | {} |", ["elbo_identity.kl_to_posterior"]),
+    ("| ELBO + KL | {} |", ["elbo_identity.elbo_plus_kl"]),
+    ("(20,000 draws) | {} |", ["elbo_identity.pyro_trace_elbo_estimate"]),
+    ("The gap does not close completely ({} nats at the end)", ["elbo_identity.elbo_at_posterior_minus_log_px"]),
+]
+
+# numbers that are inputs of the computations (data, network sizes, settings), not results
+SETTINGS = {
+    "lecture.md": [
+        "one hidden layer of 256 units, c = 0.1", "| c | 0.01 | 0.03 | 0.1 | 0.3 | 1 |",
+        "| α | −1.5 | −1 | −0.5 | 0 | 0.5 | 1 | 1.5 |", "for α from −1.5 to 1.5", "For |α| ≤ 0.5",
+        "With c = 0.1", "VAE with c = 0.1", "an 8-D code, c = 0.1", "≥ 90% sure", "a 20×20 grid over the box that holds 98%", "(a 10× stronger KL",
+        "two hidden layers of 512 and 256", "50 epochs at learning rate 3·10⁻³", "within ±0.2 there",
+        "spreads over ±2", "seeds (0, 1, 2)", "(10-NN)", "up to c ≈ 0.1", "radius √8 ≈ 2.8", "code dimension k |", "PCA for k = 1 … 32", "| 16 |", "one hidden layer of 256, 30 epochs",
+        "probability ≥ 0.9", "(p ≥ 0.9)", "(of 10)", "(x_a + x_b)/2", "c = 0.5",
+    ],
+}
+
+def _item(t: int) -> tuple[str, list[str]]:
+    """One row of the SVI-against-MML table of examples/exam_irt.py, as docs/irt.md shows it."""
+    keys = [f"exam_irt.{k}.{column}.{t}" for k in ("difficulty", "discrimination")
+            for column in ("svi", "mml", "mml_se", "z")]
+    return f"item{t + 1} {{}} {{}} {{}} {{}} {{}} {{}} {{}} {{}}", keys
+
+
+def _student(pattern: str, row: int) -> tuple[str, list[str]]:
+    """One new student's line of examples/exam_irt.py: q(ability) mean ± sd, exact posterior mean ± sd."""
+    return f"{pattern} {{}} ± {{}} {{}} ± {{}}", [f"exam_irt.new_students.{row}.{i}" for i in range(4)]
+
+
+# docs/irt.md: the output of examples/exam_irt.py (run by `make figures`); its other numbers come from
+# `pyro-vae irt` runs and benchmarks, not from numbers.json, and are not checked here
+IRT = [*(_item(t) for t in range(5)),
+       ("marginal log-likelihood: SVI items {}, MML {}",
+        ["exam_irt.svi_marginal_log_likelihood", "exam_irt.mml_log_likelihood"]),
+       _student("11111", 0), _student("00000", 1), _student("10···", 2), _student("110··", 3)]
+
+PAGES = {"lecture.md": LECTURE, "irt.md": IRT}
+COVERED = ["lecture.md"]  # pages whose every computed number must have a claim
+
+
+def value(key: str) -> float:
+    """numbers.json's value at a dotted key, times or divided by an optional trailing factor."""
+    factor = 1.0
+    match = re.fullmatch(r"(.+?)([*/])([0-9.e+-]+)", key)
+    if match:
+        key, op, f = match.group(1), match.group(2), float(match.group(3))
+        factor = f if op == "*" else 1 / f
+    if key.endswith(".range"):  # max − min of a measure over seeds
+        return value(key[: -len(".range")] + ".max") * factor - value(key[: -len(".range")] + ".min") * factor
+    node, rest = NUMBERS, key
+    while rest:  # keys may hold dots themselves ("role_of_c.0.01.kl"): take the longest that exists
+        if isinstance(node, list):
+            part, _, rest = rest.partition(".")
+            node = node[int(part)]
+            continue
+        part = max((k for k in node if rest == k or rest.startswith(k + ".")), key=len, default=None)
+        if part is None:
+            raise KeyError(f"{key}: no {rest!r} in numbers.json")
+        node, rest = node[part], rest[len(part) + 1:]
+    return float(node) * factor
+
+
+def parse(shown: str) -> float:
+    return float(shown.replace("−", "-").replace(",", ""))
+
+
+def agrees(shown: str, kind: str, actual: float) -> bool:
+    """Whether ``shown`` is ``actual`` at the precision shown (see the module's docstring)."""
+    number = parse(shown)
+    if kind == "<":
+        return actual < number
+    if kind == ">":
+        return actual > number
+    digits = shown.split(".")[1] if "." in shown else ""
+    if kind == "~" and not digits:
+        integer = shown.lstrip("−-").replace(",", "")
+        unit = 10 ** (len(integer) - len(integer.rstrip("0"))) if integer.strip("0") else 1
+    elif kind == "~":
+        unit = 10 ** -(len(digits.rstrip("0")) or 0)
+    else:
+        unit = 10 ** -len(digits)
+    return abs(actual - number) <= unit / 2 + 1e-9 * max(1.0, abs(number))
+
+
+def pattern(template: str) -> tuple[re.Pattern, list[str]]:
+    parts = re.split(r"\{([~<>]?)\}", " ".join(template.split()))
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"({NUMBER})" for i, p in enumerate(parts))
+    return re.compile(regex), parts[1::2]
+
+
+def prose(page: str) -> str:
+    """The page without fenced code blocks, indented formula blocks and images, line breaks as spaces."""
+    page = re.sub(r"```.*?```", " ", page, flags=re.S)
+    page = "\n".join(line for line in page.splitlines() if not line.startswith("    ") and not line.startswith("!["))
+    return page
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def claims():
+    for page, page_claims in PAGES.items():
+        for template, keys in page_claims:
+            yield pytest.param(page, template, keys, id=f"{page}: {template[:40]}")
+
+
+@pytest.mark.parametrize("page, template, keys", claims())
+def test_a_pages_number_agrees_with_numbers_json(page, template, keys):
+    text = flat((DOCS / page).read_text())
+    regex, kinds = pattern(template)
+    match = regex.search(text)
+    assert match, f"{page} no longer says: {template!r}: update the claim in {Path(__file__).name}"
+    assert len(kinds) == len(keys)
+    for shown, kind, key in zip(match.groups(), kinds, keys):
+        actual = value(key)
+        assert agrees(shown, kind, actual), f"{page} shows {shown} for {key} = {actual:.6g}: the page is stale"
+
+
+@pytest.mark.parametrize("page", COVERED)
+def test_every_computed_number_on_a_page_has_a_claim(page):
+    text, in_table = "", []
+    for line in prose((DOCS / page).read_text()).splitlines():
+        line = flat(line) + " "
+        text += line
+        in_table += [line.startswith("|") and not set(line) <= set("|-: ")] * len(line)
+    covered = [False] * len(text)
+    spans = [pattern(template)[0] for template, _ in PAGES[page]]
+    spans += [re.compile(re.escape(flat(setting))) for setting in SETTINGS[page]]
+    for regex in spans:
+        for match in regex.finditer(text):
+            covered[match.start():match.end()] = [True] * (match.end() - match.start())
+    unclaimed = [f"{text[max(0, m.start() - 40):m.start()]}[{m.group()}]{text[m.end():m.end() + 10]}"
+                 for m in re.finditer(NUMBER, text)
+                 if (in_table[m.start()] or "." in m.group()) and not any(covered[m.start():m.end()])]
+    assert not unclaimed, f"{page}: numbers without a claim or a setting:\n" + "\n".join(unclaimed)
+
+
+def test_the_precision_rule():
+    assert agrees("2.51", "", 2.506) and not agrees("2.49", "", 2.506)
+    assert agrees("92", "", 91.6) and not agrees("92", "", 91.4)
+    assert agrees("25,000", "~", 25131) and not agrees("25,000", "~", 25600)
+    assert agrees("3", "<", 2.9) and not agrees("3", "<", 3.1)
+    assert agrees("−5.23850", "", -5.2385039) and math.isclose(parse("−7.418346"), -7.418346)
