@@ -97,6 +97,12 @@ class Objective:
         with torch.no_grad():
             return float(self.differentiable_loss(model, guide, *args, **kwargs))
 
+    def loss_and_grads(self, model: Program, guide: Program, *args, **kwargs) -> float:
+        """−ELBO as a float, its gradients accumulated into the parameters: what ``pyro.infer.SVI`` calls."""
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return float(loss.detach())
+
     def __call__(self, model, guide) -> ELBOModule:
         return ELBOModule(model, guide, self)
 
@@ -107,6 +113,10 @@ class Objective:
 
     def __repr__(self) -> str:
         return "Objective(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
+
+
+# an Objective is used wherever Pyro takes an ELBO: pyro.infer.SVI then calls its loss and loss_and_grads
+ELBO.register(Objective)
 
 
 def make_elbo(name: str, particles: int = 1, free_bits: float = 0.0,

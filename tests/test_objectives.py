@@ -433,3 +433,28 @@ def test_is_estimate_checks_every_batch_of_data_against_a_validating_likelihood_
         assert math.isfinite(log_likelihood(project_model, project_guide, grey, num_samples=2)["log_likelihood"])
     with pyro.validation_enabled(False):
         assert math.isfinite(log_likelihood(model, guide, x, num_samples=3, batch_size=2)["log_likelihood"])
+
+
+def test_an_objective_drives_pyros_own_svi_loop():
+    """``Objective`` is usable where Pyro expects an ELBO: ``SVI(model, guide, pyro.optim.Adam, loss=...)``."""
+    import pyro.optim
+    from pyro.infer import SVI
+    from torch.distributions import constraints
+
+    x = torch.tensor([1.0, -2.0]) + torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+
+    def model(x):
+        mu = pyro.sample("mu", dist.Normal(x.new_zeros(2), 10.0).to_event(1))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(mu, 1.0).to_event(1), obs=x)
+
+    def guide(x):
+        loc = pyro.param("loc", x.new_zeros(2))
+        scale = pyro.param("scale", 0.1 * x.new_ones(2), constraint=constraints.positive)
+        pyro.sample("mu", dist.Normal(loc, scale).to_event(1))
+
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.05}), loss=Objective("meanfield", beta=0.5))
+    losses = [svi.step(x) for _ in range(300)]
+    assert losses[-1] < losses[0]
+    # β = 0.5 halves the KL's pull toward the prior: the mean is still ≈ Σx / (N + 0.01/β), far from the prior's 0
+    torch.testing.assert_close(pyro.param("loc").detach(), x.sum(0) / (200 + 0.02), atol=0.05, rtol=0)
