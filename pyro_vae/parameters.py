@@ -67,11 +67,21 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
     # gets them on the data's device; on the CPU nothing changes (the meta-device test stays meaningful)
     default_device = torch.device(device) if device.type != "cpu" else contextlib.nullcontext()
     rng = rng_state()  # the extra call leaves no trace: training draws what it would have drawn without it
-    with default_device, pyro.validation_enabled():
-        model_trace, guide_trace = traces(model, guide, *batch)
-    set_rng_state(rng)
-    for m, mode in zip(modules, modes):
-        m.to(device).train(mode)  # an autoguide's parameters appeared only now
+    try:
+        with default_device, pyro.validation_enabled():
+            model_trace, guide_trace = traces(model, guide, *batch)
+            for trace in (model_trace, guide_trace):  # Pyro's shape and support checks, before any step
+                prune_subsample_sites(trace).compute_log_prob()
+    except UserError:
+        raise
+    except Exception as error:  # the program's own bug: one line for the CLI, the traceback chained for Python
+        detail = " ".join(line.strip() for line in str(error).strip().splitlines()[:2])[:300]  # Pyro's: site, reason
+        raise UserError(f"the model and guide failed on a first batch of {batch[0].shape[0]} rows "
+                        f"({type(error).__name__}: {detail}); run them on a batch by hand to debug") from error
+    finally:
+        set_rng_state(rng)
+        for m, mode in zip(modules, modes):
+            m.to(device).train(mode)  # an autoguide's parameters appeared only now
     names = list(dict.fromkeys(s["name"] for t in (model_trace, guide_trace)
                                for s in t.nodes.values() if s["type"] == "param"))
     store = dict(pyro.get_param_store().named_parameters())

@@ -255,29 +255,39 @@ def _(d, run):
     return train_program(d, program_file(d, "build = 42\n") + ":build")
 
 
+def train_pair(d, model: str, guide: str):
+    """--program DIR/prog.py:pair for a model and a guide given as the bodies of ``def model(x)`` / ``guide(x)``."""
+    body = f"def model(x):\n{model}\n\ndef guide(x):\n{guide}\n\npair = (model, guide)\n"
+    return train_program(d, program_file(d, body) + ":pair")
+
+
 @case("--program with no parameters")
 def _(d, run):
-    body = ("def model(x):\n    with pyro.plate('data', x.shape[0]):\n"
-            "        pyro.sample('x', dist.Normal(0.0, 1.0).expand([x.shape[1]]).to_event(1), obs=x)\n\n"
-            "def guide(x):\n    pass\n\npair = (model, guide)\n")
-    return train_program(d, program_file(d, body) + ":pair")
+    return train_pair(d, "    with pyro.plate('data', x.shape[0]):\n"
+                         "        pyro.sample('x', dist.Normal(0.0, 1.0).expand([x.shape[1]]).to_event(1), obs=x)",
+                      "    pass")
 
 
 @case("--program guide lacking a latent site of the model")
 def _(d, run):
-    body = ("def model(x):\n    mu = pyro.sample('mu', dist.Normal(x.new_zeros(x.shape[1]), 1.0).to_event(1))\n"
-            "    with pyro.plate('data', x.shape[0]):\n"
-            "        pyro.sample('x', dist.Normal(mu, 1.0).to_event(1), obs=x)\n\n"
-            "def guide(x):\n    pyro.param('unused', torch.zeros(1))\n\npair = (model, guide)\n")
-    return train_program(d, program_file(d, body) + ":pair")
+    return train_pair(d, "    mu = pyro.sample('mu', dist.Normal(x.new_zeros(x.shape[1]), 1.0).to_event(1))\n"
+                         "    with pyro.plate('data', x.shape[0]):\n"
+                         "        pyro.sample('x', dist.Normal(mu, 1.0).to_event(1), obs=x)",
+                      "    pyro.param('unused', torch.zeros(1))")
 
 
 @case("--program with per-example sites outside the data plate")
 def _(d, run):
-    body = ("def model(x):\n    loc = pyro.param('loc', torch.zeros(x.shape[1]))\n"
-            "    pyro.sample('x', dist.Normal(loc.expand(x.shape), 1.0).to_event(2), obs=x)\n\n"
-            "def guide(x):\n    pass\n\npair = (model, guide)\n")
-    return train_program(d, program_file(d, body) + ":pair")
+    return train_pair(d, "    loc = pyro.param('loc', torch.zeros(x.shape[1]))\n"
+                         "    pyro.sample('x', dist.Normal(loc.expand(x.shape), 1.0).to_event(2), obs=x)",
+                      "    pass")
+
+
+@case("--program whose model fails on the data")
+def _(d, run):
+    return train_pair(d, "    with pyro.plate('data', x.shape[0]):\n"
+                         "        pyro.sample('x', dist.Normal(x.new_zeros(3), 1.0).to_event(1), obs=x)",
+                      "    pyro.param('unused', torch.zeros(1))")
 
 
 def snapshot(path: Path):

@@ -327,7 +327,6 @@ def test_a_program_with_enumeration_and_an_index_from_the_command_line(programs,
 
 
 def test_tensorboard_writes_event_files(programs, tmp_path):
-    pytest.importorskip("tensorboard")
     logs = tmp_path / "tb"
     train("functions + pyro.param", programs, None, epochs=2, tensorboard=str(logs))
     events = list(logs.glob("events.out.tfevents.*"))
