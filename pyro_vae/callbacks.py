@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 from tqdm.auto import tqdm
 
-from pyro_vae.checkpoint import Interval
+from pyro_vae.settings import Interval
 from pyro_vae.errors import UserError
 
 if TYPE_CHECKING:

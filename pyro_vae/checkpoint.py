@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from pyro_vae.errors import UserError
-from pyro_vae.settings import Interval, interval  # noqa: F401  (the checkpoint interval, parsed once)
 
 
 def save(state: dict, path: str | os.PathLike) -> None:

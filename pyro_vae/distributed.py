@@ -15,7 +15,6 @@ from typing import Callable
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from pyro_vae.errors import UserError
 

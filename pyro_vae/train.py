@@ -37,8 +37,8 @@ from pyro_vae.elbos import Trace_ELBO  # Pyro's Trace_ELBO without a host sync p
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import elbo_parts
 from pyro_vae.handlers import DataScale
-from pyro_vae.run_folder import CHECKPOINT, CONFIG, METRICS, RunFolder  # noqa: F401  (names users import)
-from pyro_vae.settings import Training
+from pyro_vae.run_folder import RunFolder
+from pyro_vae.settings import Training, interval
 
 Data = torch.Tensor | Sequence[torch.Tensor]
 
@@ -158,7 +158,7 @@ class Trainer:
         _check_data(data, settings, self.world)
         self.model, self.guide, self.objective, self.settings, self.run = model, guide, objective, settings, run
         self.device = distributed.local_device(resolve_device(settings.device))
-        self.every = ckpt.interval(settings.checkpoint_every)
+        self.every = interval(settings.checkpoint_every)
         self.data = tuple(t.to(self.device) for t in data)  # once: batches are then views chosen by index
         self.test_data = tuple(t.to(self.device) for t in test_data) if test_data else None
         self.num_data = self.data[0].shape[0]

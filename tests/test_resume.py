@@ -20,6 +20,7 @@ import pyro
 
 from pyro_vae import checkpoint as ckpt
 from pyro_vae import cli, runs
+from pyro_vae.settings import interval
 from pyro_vae.errors import UserError
 from pyro_vae.train import fit
 
@@ -150,12 +151,12 @@ def test_a_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_checkpoint_every_syntax():
-    assert ckpt.interval(3) == ckpt.interval("3") == ckpt.interval("3epochs") == (3, "epochs")
-    assert ckpt.interval("3 epoch") == (3, "epochs")
-    assert ckpt.interval("500steps") == ckpt.interval("500step") == (500, "steps")
+    assert interval(3) == interval("3") == interval("3epochs") == (3, "epochs")
+    assert interval("3 epoch") == (3, "epochs")
+    assert interval("500steps") == interval("500step") == (500, "steps")
     for bad in ("0", "-2", "steps", "5 minutes", "1.5epochs", True):
         with pytest.raises(UserError, match="--checkpoint-every takes N, Nepochs or Nsteps"):
-            ckpt.interval(bad)
+            interval(bad)
 
 
 def _tiny_vae():
