@@ -70,7 +70,7 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
     reconstruction = kl = None
     for batch, n in _batches(data, batch_size):
         weight = batch[0].shape[0] / n
-        with DataScale(n):
+        with DataScale(n, batch[0].shape[0]):
             guide_trace, model_trace = traces(model, guide, *batch)
         rec_b = sum(s["log_prob_sum"] for s in _sample_sites(model_trace) if s["is_observed"])
         log_p = sum(s["log_prob_sum"] for s in _sample_sites(model_trace) if not s["is_observed"])

@@ -21,21 +21,30 @@ def lean_traces(model, guide, *args, **kwargs):
 
 
 class DataScale(Messenger):
-    """Scales every site in the ``"data"`` plate by num_data / plate size.
+    """Scales every site in the ``plate`` plate so that a batch of ``rows`` rows stands for ``num_data``.
 
-    A batch of B rows then stands for all N rows: the loss is an unbiased estimate of the full
-    data set's −ELBO, and sites outside the plate (global latents) count once. A plate that already
-    subsamples (``pyro.plate("data", N, subsample=...)``) has size N and is left as it is.
+    The factor is num_data / rows, taken from the rows actually passed, never from the size the plate
+    declares: ``pyro.plate("data")`` without a size (Pyro's size −1) or with a stale size would
+    otherwise scale by nonsense. The loss is then an unbiased estimate of the full data set's −ELBO,
+    and sites outside the plate (global latents) count once. A plate that subsamples
+    (``pyro.plate("data", N, subsample=index)``) is already scaled by Pyro by N / len(index); that
+    factor is divided out, so the total is num_data / rows either way.
     """
 
-    def __init__(self, num_data: int, plate: str = "data"):
+    def __init__(self, num_data: float, rows: int | None = None, plate: str = "data"):
         super().__init__()
-        self.num_data, self.plate = num_data, plate
+        self.num_data, self.rows, self.plate = num_data, rows, plate
 
     def _process_message(self, msg):
         for frame in msg["cond_indep_stack"]:
-            if frame.name == self.plate and frame.size != self.num_data:
-                msg["scale"] = msg["scale"] * (self.num_data / frame.size)
+            if frame.name != self.plate:
+                continue
+            rows = self.rows if self.rows is not None else frame.size
+            pyros_own = frame.full_size / frame.size if frame.full_size and frame.size > 0 else 1.0
+            factor = self.num_data / rows / pyros_own
+            if factor != 1.0:
+                msg["scale"] = msg["scale"] * factor
+            return
 
 
 class SiteScale(Messenger):

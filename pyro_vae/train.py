@@ -59,7 +59,8 @@ class ScaledLoss(nn.Module):
         self.elbo_module, self.num_data, self.plate = elbo_module, num_data, plate
 
     def forward(self, *batch, num_data: float | None = None):
-        with DataScale(self.num_data if num_data is None else num_data, self.plate):
+        rows = batch[0].shape[0]  # the rows passed, not the plate's declared size (it may have none)
+        with DataScale(self.num_data if num_data is None else num_data, rows, self.plate):
             return self.elbo_module(*batch)
 
 
