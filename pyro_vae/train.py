@@ -346,7 +346,7 @@ def _check_data(data: tuple, settings: Training, world: int) -> None:
         raise UserError(f"data tensors differ in length ({[tuple(t.shape)[:1] for t in data]}): rows must line up")
     if settings.batch_size > n:
         raise UserError(f"--batch-size {settings.batch_size} is larger than the {n} training examples: "
-                        f"use --batch-size {min(n, 128)} or less")
+                        f"use --batch-size {n} or less")
     if settings.batch_size < world:
         raise UserError(f"--batch-size {settings.batch_size} is smaller than the {world} processes: each rank "
                         f"needs at least one example per step; use --batch-size {world} or more")
