@@ -203,7 +203,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[Settings], skip: tu
                             help=f"{meta['help']} (default: {shown})")
 
 
-def argument_type(annotation: str, check: str | None = None):
+def argument_type(annotation: str, check: str | None = None) -> Callable[[str], Any]:
     """An argparse type for a value annotated ``annotation`` (``int``, ``float``, ``str``, ``tuple`` of widths,
     ``int | float``: a count or a fraction) that must pass ``check``: converts, then checks, each failure one
     line. Every command's typed flags come from here."""
