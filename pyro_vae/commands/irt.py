@@ -7,8 +7,7 @@ The library side is ``pyro_vae.irt``; the flags are the fields of ``pyro_vae.irt
 
 from __future__ import annotations
 
-from pyro_vae import settings
-from pyro_vae.commands.options import add_device, add_run_folder, saved_config
+from pyro_vae.commands.options import add_run_folder, add_settings, saved_config
 from pyro_vae.irt.settings import IRTSettings
 
 
@@ -18,10 +17,7 @@ def add_parser(sub) -> None:
                        description="Fit P(right) = σ(α_s β_t) (lecture), σ(θ_s − b_t) (1pl) or σ(a_t(θ_s − b_t)) "
                                    "(2pl) to a students × items answer matrix by SVI; missing answers are masked "
                                    "out of the likelihood. Abilities get an amortized encoder or a mean-field guide.")
-    group = p.add_argument_group("the model, its data and training (on --resume: the run's own; a different value "
-                                 "is an error, except --epochs)")
-    settings.add_arguments(group, IRTSettings)
-    add_device(group)
+    add_settings(p, IRTSettings, "the model, its data and training")
     run_folder = add_run_folder(p, "runs/irt", figures="skip the item characteristic curves",
                                 quiet="print only the results")
     run_folder.add_argument("--verbose", action="store_true", help="the trainer's progress bar and line per epoch")

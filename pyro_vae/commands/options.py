@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from pyro_vae import settings
 from pyro_vae.errors import UserError
@@ -12,6 +13,16 @@ def add_device(parser) -> None:
     """--device, declared by ``settings.Training.device`` and resolved later by ``train.resolve_device``."""
     settings.add_arguments(parser, settings.Training, only=("device",))
     parser.set_defaults(device=settings.Training.device)  # not part of a run's settings: never taken from a saved run
+
+
+def add_settings(parser, cls: type[settings.Settings], what: str) -> None:
+    """One group: a flag per field of ``cls`` (a run's settings, ``settings.add_arguments``) and --device. Its
+    title says that on --resume each is the run's own, except the fields declared ``free``."""
+    free = ", ".join(f"--{settings.flag(f.name)}" for f in fields(cls) if f.metadata.get("free"))
+    group = parser.add_argument_group(f"{what} (on --resume: the run's own; a different value is an error"
+                                      + (f", except {free})" if free else ")"))
+    settings.add_arguments(group, cls)
+    add_device(group)
 
 
 def add_run_folder(parser, out: str, figures: str = "skip drawing figures at the end",

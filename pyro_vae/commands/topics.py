@@ -9,7 +9,7 @@ the flags are the fields of ``pyro_vae.topics.settings.TopicSettings``.
 from __future__ import annotations
 
 from pyro_vae import settings
-from pyro_vae.commands.options import add_device, add_run_folder, saved_config
+from pyro_vae.commands.options import add_run_folder, add_settings, saved_config
 from pyro_vae.topics.settings import TopicSettings
 
 BASELINE_ITER = 50  # passes of scikit-learn's LDA over the data, with --baseline
@@ -22,10 +22,7 @@ def add_parser(sub) -> None:
                                    "Cat(θ_d), word ~ Cat(φ_topic), the topic summed out by enumeration. ProdLDA: "
                                    "θ_d = softmax(z_d), z_d ~ Laplace approximation of Dir(α), words ~ "
                                    "Cat(softmax(β θ_d)). Both with an amortized encoder of the bag of words.")
-    group = p.add_argument_group("the topic model, its corpus and training (on --resume: the run's own; a "
-                                 "different value is an error, except --epochs, --lr and --data-dir)")
-    settings.add_arguments(group, TopicSettings)
-    add_device(group)
+    add_settings(p, TopicSettings, "the topic model, its corpus and training")
     baseline = p.add_argument_group("the reference")
     baseline.add_argument("--baseline", action="store_true",
                           help="also fit scikit-learn's LatentDirichletAllocation on the same words and split, "
