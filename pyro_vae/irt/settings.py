@@ -23,7 +23,8 @@ class IRTSettings(Settings):
 
     source: str = option("lsat", "lsat (shipped: 1,000 examinees × 5 items), a .csv answer matrix (0/1/empty, "
                                  "optional header) or a py-irt .jsonlines/.jsonl file, one "
-                                 '{"subject_id": ..., "responses": {"item": 0 or 1, ...}} per line', flag="data")
+                                 '{"subject_id": ..., "responses": {"item": 0 or 1, ...}} per line', metavar="DATA",
+                         flag="data")
     kind: str = option("2pl", "the item response function", choices=KINDS, flag="model")
     guide: str = option("amortized", "q(ability): an encoder of the answers and their mask (scores new students), "
                                      "or free parameters per student", choices=GUIDES)
