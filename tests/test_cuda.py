@@ -82,11 +82,13 @@ def test_a_run_resumed_on_the_gpu_ends_where_an_uninterrupted_one_does(tmp_path,
     (whole, whole_metrics), (split, split_metrics) = _checkpoint(tmp_path / "whole"), _checkpoint(tmp_path / "split")
     assert (split["epoch"], split["step"]) == (whole["epoch"], whole["step"])
     assert "cuda" in split["rng"][0]  # the GPU's random state is part of the checkpoint
+    # a GPU may sum in another order from one run to the next (atomics): 1e-4, not the CPU test's 1e-6; a resume
+    # that lost a state (RNG, data order, Adam's moments) is off by ~1e-2
     for part in ("model", "guide"):
         for name, value in whole[part].items():
-            torch.testing.assert_close(split[part][name], value, rtol=1e-5, atol=1e-6, msg=f"{part}.{name}")
+            torch.testing.assert_close(split[part][name], value, rtol=1e-4, atol=1e-5, msg=f"{part}.{name}")
     assert len(split_metrics) == len(whole_metrics) == 2
     for a, b in zip(split_metrics, whole_metrics):
-        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
     reopened = runs.load(tmp_path / "split")  # on the CPU
     assert {p.device.type for p in reopened.model.parameters()} == {"cpu"}
