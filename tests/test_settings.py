@@ -112,3 +112,25 @@ def test_the_evaluation_batch_size_has_one_default():
                      metrics.document_elbo, metrics.evaluator, runs.ImageRun.evaluate):
         assert inspect.signature(function).parameters["batch_size"].default == default
     assert subparser("evaluate")._option_string_actions["--batch-size"].default == default
+
+
+def test_a_companion_run_that_fails_after_training_is_kept_and_finished_by_resume(tmp_path, capsys, monkeypatch):
+    """The one rule for a new run folder (``fit``'s): removed if the run fails before its first checkpoint,
+    kept for --resume after it; the report a companion writes after training follows the same rule."""
+    from pyro_vae.topics import report
+
+    out = tmp_path / "run"
+    argv = ["topics", "--topics", "3", "--epochs", "1", "--hidden", "8", "--device", "cpu", "--quiet", "--no-figures",
+            "--out", str(out)]
+    write_outputs = report.write_outputs
+
+    def full_disk(*args, **kwargs):
+        raise UserError("no space left on the device")
+
+    monkeypatch.setattr(report, "write_outputs", full_disk)
+    assert cli.main(argv) == 2 and "no space left" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").is_file() and not (out / "topics.json").exists()
+    monkeypatch.setattr(report, "write_outputs", write_outputs)
+    assert cli.main([*argv, "--resume"]) == 0
+    assert (out / "topics.json").is_file()
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1]
