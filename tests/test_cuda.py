@@ -26,13 +26,13 @@ TRAIN = ["train", "--dataset", "digits", "--hidden", "32", "--seed", "3", "--dev
 
 
 class Devices(callbacks.Callback):
-    """Records the device of every parameter and of the step's loss buffer, after every step (no sync)."""
+    """Records the device of every parameter and of the epoch's loss buffer, after every step (no sync)."""
 
     def __init__(self):
         self.seen: set[str] = set()
 
     def on_step_end(self, trainer) -> None:
-        self.seen |= {str(p.device) for p in trainer.params} | {str(trainer.losses.device)}
+        self.seen |= {str(p.device) for p in trainer.params} | {str(trainer.current.losses.device)}
 
 
 def test_a_vae_epoch_on_the_gpu_keeps_parameters_and_metrics_there(digits):
@@ -54,12 +54,12 @@ def test_a_training_step_does_not_synchronize_with_the_host(digits, monkeypatch)
     step = Trainer._step
     checked = []
 
-    def strict_step(self, i, idx):
+    def strict_step(self, i, *args):
         if self.step == 0:
-            return step(self, i, idx)
+            return step(self, i, *args)
         torch.cuda.set_sync_debug_mode("error")
         try:
-            return step(self, i, idx)
+            return step(self, i, *args)
         finally:
             torch.cuda.set_sync_debug_mode("default")
             checked.append(i)
