@@ -36,7 +36,12 @@ class IRTSettings(Settings):
     num_particles: int = option(1, "ability draws per student and step in the ELBO estimate", "positive")
     seed: int = option(0, "random seed")
 
+    @staticmethod
+    def saved(config: dict) -> dict:
+        """A run's config.json with ``source`` filled in: a run made before it was kept was read from its ``data``."""
+        return {"source": config["data"], **config} if "data" in config else config
+
     @classmethod
     def resolve(cls, given: dict, saved: dict, fixed: bool = True) -> "IRTSettings":
-        """As :meth:`Settings.resolve`; a run made before ``source`` was kept was read from its ``data``."""
-        return super().resolve(given, {"source": saved["data"], **saved} if "data" in saved else saved, fixed)
+        """As :meth:`Settings.resolve`, on :meth:`saved` (a flag that contradicts an old run's data is an error too)."""
+        return super().resolve(given, cls.saved(saved), fixed)
