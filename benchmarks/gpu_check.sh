@@ -7,8 +7,9 @@
 #   bash benchmarks/gpu_check.sh             on the GPU machine, from the repository root, .gpu-check/ carried
 #
 # On the GPU machine it
-#   1. takes .venv if its torch sees a GPU, else makes .gpu-check/venv on the machine's python3 (its torch,
-#      --system-site-packages), adds pyro-ppl from .gpu-check/wheels and this checkout (editable, no deps);
+#   1. takes .venv if its torch sees a GPU, else makes .gpu-check/venv that sees the packages of the machine's
+#      python3 (its CUDA torch; $PYTHON3 to pick another), adds pyro-ppl from .gpu-check/wheels and this
+#      checkout (editable, no deps);
 #   2. runs the tests that need CUDA (tests/test_cuda.py: a VAE epoch on the GPU, no host sync per step,
 #      resume on the GPU); a test skipped there counts as a failure;
 #   3. times one Fashion-MNIST epoch of fit against the hand-written loop on the GPU (benchmarks/train_epoch.py
@@ -37,9 +38,12 @@ PY=.venv/bin/python
 if ! timeout 60 "$PY" -c "import pyro_vae, torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
     PY=$HERE/venv/bin/python
     if ! timeout 60 "$PY" -c "import pyro_vae" 2>/dev/null; then
-        python3 -m venv --system-site-packages "$HERE/venv"
+        BASE=${PYTHON3:-python3}  # the image's python3, itself a venv: --system-site-packages would not see its torch
+        "$BASE" -m venv --without-pip "$HERE/venv"  # pip, setuptools: the image's, through zz_base.pth
+        "$BASE" -c "import site; print('\n'.join(site.getsitepackages()))" \
+            > "$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_base.pth"
         "$PY" -c "import pyro" 2>/dev/null || timeout 60 "$PY" -m pip install --quiet --disable-pip-version-check \
-            --no-index --find-links "$HERE/wheels" pyro-ppl pyro-api
+            --no-index --no-deps --find-links "$HERE/wheels" pyro-ppl pyro-api
         timeout 90 "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
     fi
 fi
