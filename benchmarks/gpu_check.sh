@@ -19,7 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HERE=.gpu-check
 STARTED=$SECONDS
+BUDGET=${BUDGET:-300}  # seconds for the whole check: every command below gets what is left of it
 stage() { echo "== $1 (at $((SECONDS - STARTED)) s)"; }
+left() { local n=$((BUDGET - (SECONDS - STARTED))); echo $((n > 1 ? n : 1)); }
 
 if [[ "${1:-}" == "--prepare" ]]; then
     mkdir -p "$HERE/wheels" "$HERE/fashion-mnist"
@@ -35,26 +37,26 @@ fi
 
 stage "1. the virtual environment"
 PY=.venv/bin/python
-if ! timeout 60 "$PY" -c "import pyro_vae, torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+if ! timeout "$(left)" "$PY" -c "import pyro_vae, torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
     PY=$HERE/venv/bin/python
-    if ! timeout 60 "$PY" -c "import pyro_vae" 2>/dev/null; then
+    if ! timeout "$(left)" "$PY" -c "import pyro_vae" 2>/dev/null; then
         BASE=${PYTHON3:-python3}  # the image's python3, itself a venv: --system-site-packages would not see its torch
         "$BASE" -m venv --without-pip "$HERE/venv"  # pip, setuptools: the image's, through zz_base.pth
         "$BASE" -c "import site; print('\n'.join(site.getsitepackages()))" \
             > "$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_base.pth"
-        "$PY" -c "import pyro" 2>/dev/null || timeout 60 "$PY" -m pip install --quiet --disable-pip-version-check \
+        "$PY" -c "import pyro" 2>/dev/null || timeout "$(left)" "$PY" -m pip install --quiet --disable-pip-version-check \
             --no-index --no-deps --find-links "$HERE/wheels" pyro-ppl pyro-api
-        timeout 90 "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+        timeout "$(left)" "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
     fi
 fi
 "$PY" -c "import sys, torch, pyro
-assert torch.cuda.is_available(), 'no CUDA GPU visible: this check needs one'
+torch.cuda.is_available() or sys.exit('gpu_check: no CUDA GPU visible; this check needs one')
 print(f'python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), pyro {pyro.__version__}, '
       f'{torch.cuda.get_device_name(0)}')"
 
 stage "2. the tests that need CUDA"
 # digits comes with scikit-learn: nothing to download; -rs lists skips, and a skip fails the check
-timeout 120 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py | tee "$HERE/tests.log"
+timeout "$(left)" "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py | tee "$HERE/tests.log"
 if grep -q "skipped" "$HERE/tests.log"; then echo "a CUDA test was skipped on a GPU machine"; exit 1; fi
 
 stage "3. one Fashion-MNIST epoch on the GPU: fit against the hand-written loop"
@@ -62,7 +64,7 @@ stage "3. one Fashion-MNIST epoch on the GPU: fit against the hand-written loop"
 REPORT=${OUT:-$HERE}/gpu_check.md
 mkdir -p "$(dirname "$REPORT")"
 # 2 rounds of every GPU variant, then to 10 rounds for fit's two ELBOs (pairs with the hand loop, order swapped)
-timeout 170 "$PY" benchmarks/train_epoch.py --device cuda --likelihoods bernoulli --repeats 2 --target-rounds 10 \
+timeout "$(left)" "$PY" benchmarks/train_epoch.py --device cuda --likelihoods bernoulli --repeats 2 --target-rounds 10 \
     --json "$HERE/epoch.json" > "$REPORT"
 cat "$REPORT"
 "$PY" - "$HERE/epoch.json" <<'EOF'
