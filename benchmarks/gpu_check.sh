@@ -36,6 +36,7 @@ if [[ "${1:-}" == "--prepare" ]]; then
 fi
 
 stage "1. the virtual environment"
+mkdir -p "$HERE"
 PY=.venv/bin/python
 if ! timeout "$(left)" "$PY" -c "import pyro_vae, torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
     PY=$HERE/venv/bin/python
