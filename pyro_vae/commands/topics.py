@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pyro_vae import settings
 from pyro_vae.commands.options import add_run_folder, add_settings, saved_config
-from pyro_vae.topics.settings import TopicSettings
-
-BASELINE_ITER = 50  # passes of scikit-learn's LDA over the data, with --baseline
+from pyro_vae.topics.settings import BASELINE_ITER, TopicSettings
 
 
 def add_parser(sub) -> None:

@@ -10,6 +10,7 @@ from pyro_vae.settings import Settings, option
 MODELS = ("lda", "prodlda")
 # Adam's step size: LDA's Dirichlet concentrations move faster than ProdLDA's decoder weights
 LEARNING_RATES = {"lda": 0.05, "prodlda": 0.01}
+BASELINE_ITER = 50  # passes of scikit-learn's LDA over the data, for the comparison (topics --baseline)
 
 
 @dataclass(frozen=True)
