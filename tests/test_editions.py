@@ -6,25 +6,17 @@ tests/test_notebooks.py's job."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("editions", ROOT / "notebooks" / "editions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-E = _load()
+sys.path.insert(0, str(ROOT / "notebooks"))  # notebooks/editions.py is a script (make editions), not a package module
+import editions as E  # noqa: E402
 PAIRS = [(s, lang) for s in E.sources() for lang in E.LANGUAGES]
 IDS = [f"{lang}/{s.name}" for s, lang in PAIRS]
 NOTEBOOK_PAIRS = [(s, lang) for s, lang in PAIRS if s.suffix == ".ipynb"]
