@@ -28,6 +28,9 @@ TEXT = re.compile(r"\\text\{[^{}]*\}")
 
 @pytest.mark.parametrize("source, language", PAIRS, ids=IDS)
 def test_every_text_has_a_translation(source, language):
+    entries = E.load_translations(source, language)
+    assert all(E.key("\n".join(entry["en"])) == key for key, entry in entries.items()), \
+        "an entry's \"en\" is not the English its key was made from: run `python notebooks/editions.py --sync`"
     untranslated = E.missing(source, language)
     assert not untranslated, (f"{E.translation_file(source, language).relative_to(ROOT)}: {len(untranslated)} "
                               f"texts untranslated, the first: {untranslated[0][:80]!r}: see notebooks/i18n/README.md")
