@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -261,8 +262,6 @@ class ImageRun(Run):
         """Test-set ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) per example and its parts, the reconstruction
         error, the KL per latent dimension and, with ``num_samples`` K, the importance-sampled
         log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x) and bits/dim."""
-        from pyro import poutine
-
         from pyro_vae.data import binarized_test
         from pyro_vae.evaluate import elbo_parts, kl_per_dimension, log_likelihood, reconstruction_mse
 
@@ -273,8 +272,7 @@ class ImageRun(Run):
         report = {"test_examples": test.shape[0], **{f"test_{k}": v for k, v in
                                                      elbo_parts(model, guide, test, batch_size).items()},
                   "test_reconstruction_mse": reconstruction_mse(model, guide, test, batch_size)}
-        if "z" in poutine.trace(guide).get_trace(test[:1]).nodes:  # models with a latent site "z"
-            report["test_kl_per_dim"] = kl_per_dimension(model, guide, test, batch_size)
+        report["test_kl_per_dim"] = kl_per_dimension(model, guide, test, batch_size)
         sigma = getattr(getattr(model, "likelihood", None), "sigma", None)
         if isinstance(sigma, torch.Tensor):  # gaussian-learned: the σ², i.e. the c, that training chose
             report["learned_c"] = float(sigma.detach()) ** 2
@@ -352,9 +350,11 @@ def row_index(x: torch.Tensor) -> torch.Tensor:
 class ProgramRun(ImageRun):
     """A user's own Pyro program (``pyro-vae train --program FILE.py:NAME``), rebuilt from its file.
 
-    Every measure is computed from traces, so nothing here depends on how the program is written;
-    ``encode``, ``reconstruct`` and ``generate`` assume the VAE's site names, ``"z"`` for the latent and
-    ``"x"`` for the observed rows, and say so when the program has other ones.
+    Every measure is computed from traces, so nothing here depends on how the program is written or what
+    its sites are called (``evaluate.Sites``). ``encode``, ``reconstruct``, ``decode`` and ``generate`` apply
+    to a program with one per-example latent site in the guide and one observed site holding the data rows,
+    whatever their names (Pyro's VAE example: ``latent``, ``obs``); other programs get a one-line UserError
+    saying what they have instead.
     """
 
     kind = "program"
@@ -383,71 +383,116 @@ class ProgramRun(ImageRun):
                               config.get("plate", "data"))
         return model, guide
 
-    def _sites(self, action: str, x: torch.Tensor) -> None:
-        from pyro import poutine
+    @property
+    def plate(self) -> str:
+        """The name of the program's data plate (``--plate``)."""
+        return self.config.get("plate", "data")
+
+    def rows(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What the programs are called with for rows ``x`` of the training set: ``(x,)``, or ``(x, index)``."""
+        return (x, row_index(x)) if self.config.get("index") else (x,)
+
+    @cached_property
+    def _first_rows(self) -> torch.Tensor:
+        return self.dataset().test[:2]
+
+    def vae_sites(self, action: str) -> tuple[str, str]:
+        """(latent, observed) site names for ``action`` (encode, decode, ...), or its one-line UserError."""
+        from pyro_vae.evaluate import sites
 
         if self.config.get("index"):
             raise self.not_applicable(action, "its programs take each row's index (--index), which new rows lack")
-        names = poutine.trace(self.model).get_trace(x).nodes
-        if "z" not in names or "x" not in names:
-            raise self.not_applicable(action, "it needs a latent site 'z' and an observed site 'x' (the VAE's names)")
+        try:
+            return sites(self.model, self.guide, self._first_rows, plate=self.plate).vae()
+        except UserError as why:
+            raise self.not_applicable(action, str(why)) from None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        self._sites("encode", x)
-        return super().encode(x)
+        """The mean of q(z|x) at the program's per-example latent site, for rows x."""
+        from pyro_vae.evaluate import encode
+
+        return encode(self.guide, x, self.vae_sites("encode")[0])
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        self._sites("reconstruct", x)
-        return super().reconstruct(x)
+        """E[x | z = mean of q(z|x)] at the program's latent and observed sites."""
+        from pyro_vae.evaluate import reconstruct
+
+        return reconstruct(self.model, self.guide, x, *self.vae_sites("reconstruct"))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """E[x|z] for codes z: the model run with its latent site held at z."""
         from pyro import poutine
 
-        x_like = z.new_zeros(z.shape[0], self.dataset().dim)
-        self._sites("decode", x_like)
+        latent, observed = self.vae_sites("decode")
+        x_like = z.new_zeros(z.shape[0], *self._first_rows.shape[1:])
         with torch.no_grad():
-            trace = poutine.trace(poutine.condition(self.model, data={"z": z})).get_trace(x_like)
-        return trace.nodes["x"]["fn"].mean
+            trace = poutine.trace(poutine.condition(self.model, data={latent: z})).get_trace(x_like)
+        return trace.nodes[observed]["fn"].mean
 
     def generate(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
         """E[x|z] for ``num_samples`` draws z ~ p(z): the model run without its guide."""
         from pyro_vae.evaluate import generate
 
-        x_like = torch.zeros(num_samples, self.dataset().dim)
-        self._sites("sample", x_like)
+        observed = self.vae_sites("sample")[1]
         pyro.set_rng_seed(seed)
-        return generate(self.model, x_like)
+        return generate(self.model, self._first_rows.new_zeros(num_samples, *self._first_rows.shape[1:]), observed)
 
     sample = generate
 
     def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
-        """As for a VAE run; with ``--index`` on the training rows (the test rows have no local parameters)."""
-        if not self.config.get("index"):
-            return super().evaluate(batch_size, seed, num_samples, device)
-        from pyro_vae.evaluate import elbo_parts
+        """Test-set measures of what applies to the program (with ``--index``: on the training rows, as the test
+        rows have no local parameters), every one of them found by site role:
 
-        x = self.dataset(device).train
+        - ``elbo``, ``reconstruction``, ``kl`` and ``kl/<site>`` per example (``evaluate.elbo_parts``; only
+          ``elbo``, the enumerated one, for a program with enumerated sites);
+        - ``reconstruction_mse`` and ``kl_per_dim`` for a program with one per-example latent and one observed
+          site holding the rows;
+        - with ``num_samples`` K, log p(x) ≈ log (1/K) Σ_k p(x, z_k)/q(z_k|x) and bits/dim, for a program whose
+          latents are all per example and drawn by the guide (else a one-line UserError says why not).
+        """
+        from pyro_vae import evaluate as measures
+
+        dataset = self.dataset(device)
+        split = "train" if self.config.get("index") else "test"
+        rows = self.rows(getattr(dataset, split))
         model, guide = parameters.to_device(self.model, self.guide, device)
-        torch.manual_seed(seed)
-        return {"train_examples": x.shape[0], **{f"train_{k}": v for k, v in
-                                                 elbo_parts(model, guide, (x, row_index(x)), batch_size).items()}}
+        pyro.set_rng_seed(seed)
+        found = measures.sites(model, guide, *(t[:2] for t in rows), plate=self.plate)
+        if num_samples and found.why_no_proposal():
+            raise self.not_applicable("--is-samples", found.why_no_proposal())
+        pyro.set_rng_seed(seed)
+        parts = measures.elbo_parts(model, guide, rows, batch_size, self.plate)
+        report = {f"{split}_examples": rows[0].shape[0], **{f"{split}_{k}": v for k, v in parts.items()}}
+        try:
+            latent, observed = self.vae_sites("reconstruct")
+        except UserError:
+            latent = observed = None  # no reconstruction to measure: the report says what applies
+        if latent is not None:
+            report[f"{split}_reconstruction_mse"] = measures.reconstruction_mse(model, guide, rows[0], batch_size,
+                                                                                 latent, observed)
+            report[f"{split}_kl_per_dim"] = measures.kl_per_dimension(model, guide, rows, batch_size, latent,
+                                                                      self.plate)
+        if num_samples:
+            estimate = measures.log_likelihood(model, guide, rows, num_samples=num_samples, plate=self.plate)
+            report.update({"is_samples": num_samples, f"{split}_log_likelihood": estimate["log_likelihood"],
+                           f"{split}_log_likelihood_stderr": estimate["log_likelihood_stderr"],
+                           f"{split}_bits_per_dim": estimate["bits_per_dim"]})
+        return report
 
     def figures(self, folder: str | Path | None = None) -> list[Path]:
-        """The ELBO curves; reconstructions and prior samples too when the program has sites "z" and "x"."""
+        """The ELBO curves; reconstructions and prior samples too where they apply (``vae_sites``)."""
         from pyro_vae import plots
 
         folder = Path(folder) if folder is not None else self.path / "figures"
-        paths = [folder / "elbo.png"]
-        plots.elbo_curves(self.metrics, paths[0])
-        dataset = self.dataset()
+        paths = [plots.save_figure(plots.elbo_curves(self.metrics), folder / "elbo.png")]
         try:
-            x = dataset.test[:10]
-            self._sites("plot", x)
-            plots.reconstructions(self.model, self.guide, x, dataset.shape, folder / "reconstructions.png")
-            plots.write_samples(self.generate(64), dataset.shape, folder / "samples.png", "decoded draws z ~ p(z)")
-            paths += [folder / "reconstructions.png", folder / "samples.png"]
+            self.vae_sites("plot")
         except UserError:
-            pass  # a program without the VAE's sites: the curves are what there is to draw
+            return paths  # no decoder of rows: the curves are what there is to draw
+        shape = tuple(self.config.get("shape") or self._first_rows.shape[1:])
+        plots.reconstructions(self.model, self.guide, self.dataset().test[:10], shape, folder / "reconstructions.png",
+                              sites=self.vae_sites("plot"))
+        paths.append(folder / "reconstructions.png")
+        paths.append(plots.write_samples(self.generate(64), shape, folder / "samples.png", "decoded draws z ~ p(z)"))
         return paths
