@@ -102,11 +102,11 @@ class Sites:
         if self.unguided:
             return f"the guide has no site for its latent(s) {', '.join(self.unguided)}"
         if self.global_latent:
-            return (f"its latent(s) {', '.join(self.global_latent)} are global (outside {where}), shared by all "
+            return (f"its latent(s) {', '.join(self.global_latent)} are global, not inside {where}: shared by all "
                     "examples, so log p(x) does not split into one importance-sampled term per example")
         if self.outside:
-            return f"its observed site(s) {', '.join(self.outside[:3])}{', …' if len(self.outside) > 3 else ''} " \
-                   f"lie outside {where}, so log p(x) does not split into one term per example"
+            return (f"its observed site(s) {', '.join(self.outside[:3])}{', …' if len(self.outside) > 3 else ''} "
+                    f"are not inside {where}, so log p(x) does not split into one term per example")
         return None
 
     def vae(self) -> tuple[str, str]:
@@ -203,7 +203,7 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
     zero = data[0].new_zeros((), dtype=torch.float64)
     terms = [sum((log_p[k] for k in found.observed if k in log_p), zero)]
     terms += [sum((log_q.get(k, zero) - log_p.get(k, zero) for k in names), zero) for names in groups.values()]
-    values = (torch.stack([torch.as_tensor(t, dtype=torch.float64) for t in terms]).cpu() / n).tolist()  # one sync
+    values = (torch.stack([t.double() for t in terms]).cpu() / n).tolist()  # one host sync
     reconstruction, kls = values[0], values[1:]
     kl = sum(kls)
     parts = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
@@ -243,12 +243,11 @@ def enumerated_elbo(model: Program, guide: Program, data: torch.Tensor | Sequenc
     if max_plate_nesting is None:
         max_plate_nesting = sites(model, guide, *(t[:batch_size] for t in data), plate=plate).max_plate_nesting
     objective = TraceEnum_ELBO(max_plate_nesting=max_plate_nesting)
-    total = None
+    total = 0.0
     for batch, n in _batches(data, batch_size):
-        with DataScale(n, batch[0].shape[0], plate):
-            loss = objective.differentiable_loss(model, guide, *batch) * (batch[0].shape[0] / n)
-        total = loss if total is None else total + loss
-    return {"elbo": -float(total) / n}
+        with DataScale(n, batch[0].shape[0], plate):  # Pyro's loss is a float: one host sync per batch
+            total += objective.loss(model, guide, *batch) * (batch[0].shape[0] / n)
+    return {"elbo": -total / n}
 
 
 @torch.no_grad()
