@@ -97,8 +97,8 @@ class Sites:
         latent must be drawn by the guide, once per example (log p(x_i) of one row needs them all in its plate)."""
         where = f"pyro.plate({self.plate!r})"
         if self.enumerated:
-            return (f"its sites {', '.join(self.enumerated)} are enumerated, not drawn by the guide; "
-                    "the enumerated ELBO is what evaluate reports")
+            return (f"its site(s) {', '.join(self.enumerated)} are enumerated (summed out), not drawn by the guide; "
+                    "evaluate reports the enumerated ELBO instead")
         if self.unguided:
             return f"the guide has no site for its latent(s) {', '.join(self.unguided)}"
         if self.global_latent:
@@ -116,7 +116,7 @@ class Sites:
         if len(self.latent) != 1:
             found = (f"{len(self.latent)} per-example latent sites ({', '.join(self.latent)})" if self.latent else
                      f"no latent site in the guide inside {where}"
-                     + (f" (its latents {', '.join(self.global_latent)} are global)" if self.global_latent else ""))
+                     + (f" (global latent(s): {', '.join(self.global_latent)})" if self.global_latent else ""))
             raise UserError(f"it has {found}; encode/decode need exactly one")
         if len(self.data) != 1:
             found = (f"{len(self.data)} observed sites ({', '.join(self.data)})" if self.data else
