@@ -465,9 +465,9 @@ class ProgramRun(ImageRun):
         parts = measures.elbo_parts(model, guide, rows, batch_size, self.plate)
         report = {f"{split}_examples": rows[0].shape[0], **{f"{split}_{k}": v for k, v in parts.items()}}
         try:
-            latent, observed = self.vae_sites("reconstruct")
+            latent, observed = (None, None) if self.config.get("index") else found.vae()
         except UserError:
-            latent = observed = None  # no reconstruction to measure: the report says what applies
+            latent = observed = None  # nothing to reconstruct the rows with: the report has what applies
         if latent is not None:
             report[f"{split}_reconstruction_mse"] = measures.reconstruction_mse(model, guide, rows[0], batch_size,
                                                                                  latent, observed)
@@ -485,14 +485,16 @@ class ProgramRun(ImageRun):
         from pyro_vae import plots
 
         folder = Path(folder) if folder is not None else self.path / "figures"
-        paths = [plots.save_figure(plots.elbo_curves(self.metrics), folder / "elbo.png")]
+        plots.elbo_curves(self.metrics, folder / "elbo.png")
+        paths = [folder / "elbo.png"]
+        parameters.to_device(self.model, self.guide, torch.device("cpu"))
         try:
-            self.vae_sites("plot")
+            found = self.vae_sites("plot")
         except UserError:
             return paths  # no decoder of rows: the curves are what there is to draw
         shape = tuple(self.config.get("shape") or self._first_rows.shape[1:])
         plots.reconstructions(self.model, self.guide, self.dataset().test[:10], shape, folder / "reconstructions.png",
-                              sites=self.vae_sites("plot"))
+                              sites=found)
         paths.append(folder / "reconstructions.png")
         paths.append(plots.write_samples(self.generate(64), shape, folder / "samples.png", "decoded draws z ~ p(z)"))
         return paths
