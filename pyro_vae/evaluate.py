@@ -156,10 +156,26 @@ def roles(model_trace, guide_trace, rows: torch.Tensor, plate: str = "data") -> 
                  max_plate_nesting=max(nesting, default=0))
 
 
+# what a program raises when it meets rows it was not written for (a plate or parameters of the training set's size)
+PROGRAM_ERRORS = (ValueError, RuntimeError, IndexError)
+
+
+def failed_on(error: Exception, rows: int) -> UserError:
+    """The one-line error for programs that fail on a batch of ``rows`` rows."""
+    reason = " ".join(str(error).split("Trace Shapes:")[0].split())  # Pyro's message, without its shape table
+    return UserError(f"the model and guide failed on {rows} rows ({type(error).__name__}: {reason}): give rows shaped "
+                     f"like the training rows; a program with a plate or parameters per training row runs on all its "
+                     f"training rows at once only")
+
+
 @torch.no_grad()
 def sites(model: Program, guide: Program, *batch: torch.Tensor, plate: str = "data") -> Sites:
-    """The roles of the program's sites (:class:`Sites`), from one draw on ``batch``."""
-    guide_trace, model_trace = _sample_traces(model, guide, *batch)
+    """The roles of the program's sites (:class:`Sites`), from one draw on ``batch``, scored (so that programs
+    that can't score these rows fail here, with :func:`failed_on`'s line)."""
+    try:
+        guide_trace, model_trace = traces(model, guide, *batch)
+    except PROGRAM_ERRORS as error:
+        raise failed_on(error, batch[0].shape[0]) from None
     return roles(model_trace, guide_trace, batch[0], plate)
 
 
@@ -175,8 +191,8 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
     with ``kl/<name>`` for each latent site (up to ``PER_SITE_LIMIT`` of them), roles read from the traces.
     Global sites (outside the ``plate`` plate) are counted once for the whole data set, as in the trainer:
     each batch runs under ``DataScale(N, rows)``, then is weighted by rows/N. A program with an observed site
-    outside the plate (a site per observation in a Python loop) can't be split into batches and is
-    evaluated in one batch of all rows.
+    outside the plate (a site per observation in a Python loop), or one that fails on a part of the rows (a plate
+    or parameters of the data set's size), can't be split into batches and is evaluated in one batch of all rows.
 
     A program with enumerated sites (``infer={"enumerate": ...}``, e.g. ``config_enumerate``) gets the
     enumerated ELBO, −``TraceEnum_ELBO(max_plate_nesting).loss`` per example under the same scaling, and
@@ -187,8 +203,13 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
     found, log_p, log_q = None, {}, {}
     for batch, _ in _batches(data, batch_size):
         rows = batch[0].shape[0]
-        with DataScale(n, rows, plate):
-            guide_trace, model_trace = traces(model, guide, *batch)
+        try:
+            with DataScale(n, rows, plate):
+                guide_trace, model_trace = traces(model, guide, *batch)
+        except PROGRAM_ERRORS as error:
+            if found is None and rows < n:  # e.g. parameters per training row: all rows in one batch may work
+                return elbo_parts(model, guide, data, n, plate)
+            raise failed_on(error, rows) from None
         if found is None:
             found = roles(model_trace, guide_trace, batch[0], plate)
             if found.outside and rows < n:  # per-observation sites can't be scaled from a batch

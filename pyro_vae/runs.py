@@ -37,7 +37,7 @@ from pyro_vae.run_folder import CHECKPOINT, RunFolder
 
 if TYPE_CHECKING:
     from pyro_vae.data import Dataset
-    from pyro_vae.evaluate import Program
+    from pyro_vae.evaluate import Program, Sites
 
 
 def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
@@ -376,12 +376,16 @@ class ProgramRun(ImageRun):
         dataset = data.load(config["dataset"], config.get("data_dir"))
         pyro.clear_param_store()  # the run's pyro.param values come from its checkpoint, none from earlier programs
         model, guide = cls.build(config, dataset)
-        rows = dataset.train[:2]
-        batch = (rows, row_index(rows)) if config.get("index") else (rows,)
-        # an autoguide's parameters appear on a first call; the checkpoint's values then replace them
-        parameters.initialize(model, guide, batch, torch.device("cpu"), dataset.train.shape[0],
-                              config.get("plate", "data"))
-        return model, guide
+        # an autoguide's parameters appear on a first call; the checkpoint's values then replace them. Two rows,
+        # or all of them for a program with a plate or parameters per training row, which fails on two
+        for rows in (dataset.train[:2], dataset.train):
+            try:
+                parameters.initialize(model, guide, (rows, row_index(rows)) if config.get("index") else (rows,),
+                                      torch.device("cpu"), dataset.train.shape[0], config.get("plate", "data"))
+                return model, guide
+            except UserError:
+                if rows is dataset.train:
+                    raise
 
     @property
     def plate(self) -> str:
@@ -441,8 +445,8 @@ class ProgramRun(ImageRun):
 
     def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
-        """Test-set measures of what applies to the program (with ``--index``: on the training rows, as the test
-        rows have no local parameters), every one of them found by site role:
+        """Test-set measures of what applies to the program (on the training rows for a program with parameters per
+        training row, ``--index`` or on which the test rows fail: the keys say ``train_``), found by site role:
 
         - ``elbo``, ``reconstruction``, ``kl`` and ``kl/<site>`` per example (``evaluate.elbo_parts``; only
           ``elbo``, the enumerated one, for a program with enumerated sites);
@@ -454,18 +458,16 @@ class ProgramRun(ImageRun):
         from pyro_vae import evaluate as measures
 
         dataset = self.dataset(device)
-        split = "train" if self.config.get("index") else "test"
-        rows = self.rows(getattr(dataset, split))
         model, guide = parameters.to_device(self.model, self.guide, device)
         pyro.set_rng_seed(seed)
-        found = measures.sites(model, guide, *(t[:2] for t in rows), plate=self.plate)
+        split, rows, found = self._evaluable(model, guide, dataset, batch_size)
         if num_samples and found.why_no_proposal():
             raise self.not_applicable("--is-samples", found.why_no_proposal())
         pyro.set_rng_seed(seed)
         parts = measures.elbo_parts(model, guide, rows, batch_size, self.plate)
         report = {f"{split}_examples": rows[0].shape[0], **{f"{split}_{k}": v for k, v in parts.items()}}
-        try:
-            latent, observed = (None, None) if self.config.get("index") else found.vae()
+        try:  # on new rows only: training rows stand for parameters per row, which new rows lack
+            latent, observed = found.vae() if split == "test" else (None, None)
         except UserError:
             latent = observed = None  # nothing to reconstruct the rows with: the report has what applies
         if latent is not None:
@@ -479,6 +481,22 @@ class ProgramRun(ImageRun):
                            f"{split}_log_likelihood_stderr": estimate["log_likelihood_stderr"],
                            f"{split}_bits_per_dim": estimate["bits_per_dim"]})
         return report
+
+    def _evaluable(self, model, guide, dataset, batch_size: int) -> tuple[str, tuple, "Sites"]:
+        """(split, rows, sites) to evaluate: the test rows, or the training rows for programs that have parameters
+        per training row (``--index``, or a plate or ``pyro.param`` of the training set's size, on which the test
+        rows fail), first on one batch and else on all rows at once."""
+        from pyro_vae.evaluate import sites
+
+        first = None
+        for split in ("train",) if self.config.get("index") else ("test", "train"):
+            rows = self.rows(getattr(dataset, split))
+            for size in dict.fromkeys((min(batch_size, rows[0].shape[0]), rows[0].shape[0])):
+                try:
+                    return split, rows, sites(model, guide, *(t[:size] for t in rows), plate=self.plate)
+                except UserError as why:
+                    first = first or why
+        raise first
 
     def figures(self, folder: str | Path | None = None) -> list[Path]:
         """The ELBO curves; reconstructions and prior samples too where they apply (``vae_sites``)."""

@@ -203,6 +203,23 @@ def build(dataset):
 
     return model, guide
 """,
+    # sparse_gamma_def's idiom: a guide with a parameter per training row, a plate of the training set's size
+    "per_row": """
+def build(dataset):
+    n, d = dataset.train.shape
+
+    def model(x):
+        with pyro.plate("data", n):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(d), 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(z, 0.5).to_event(1), obs=x)
+
+    def guide(x):
+        loc = pyro.param("loc", torch.zeros(n, d))
+        with pyro.plate("data", n):
+            pyro.sample("z", dist.Normal(loc, 0.5).to_event(1))
+
+    return model, guide
+""",
     # two per-example latent sites: encode/decode don't apply
     "two_latents": """
 def build(dataset):
@@ -256,7 +273,7 @@ pair = (model, guide)
 }
 
 SPECS = {"vae_example": "build", "coin": "pair", "regression": "build", "mixture": "build", "prodlda": "build",
-         "local": "build", "ppca": "build", "two_latents": "build", "first_column": "pair", "unguided": "pair"}
+         "local": "build", "ppca": "build", "per_row": "build", "two_latents": "build", "first_column": "pair", "unguided": "pair"}
 
 
 def data(name: str) -> np.ndarray:
@@ -274,7 +291,7 @@ def data(name: str) -> np.ndarray:
         counts = g.poisson(np.linspace(0.5, 4.0, 10), size=(50, 10))
         counts[0, 0] = 300
         return counts.astype(np.float32)
-    return g.normal(2.0, 1.1, size=(50, 3)).astype(np.float32)  # local, ppca, two_latents, first_column, unguided
+    return g.normal(2.0, 1.1, size=(50, 3)).astype(np.float32)  # local, ppca, per_row, two_latents, ...
 
 
 def dataset(name: str) -> Dataset:
@@ -417,6 +434,21 @@ def test_the_is_log_likelihood_of_ppca_is_the_exact_marginal(folder):
     assert elbo_parts(model, guide, x)["elbo"] < exact - 0.05
 
 
+def test_a_program_with_parameters_per_training_row_is_evaluated_on_its_training_rows(folder):
+    """The test rows have no parameters of their own, and the plate has the training set's size: evaluate falls
+    back to all training rows in one batch, and says so by its keys (``train_``)."""
+    run = program_run(folder, "per_row")
+    report = run.evaluate(batch_size=16)
+    assert report["train_examples"] == 40 and not any(k.startswith("test_") for k in report)
+    assert "train_reconstruction_mse" not in report  # reconstructing needs new rows
+    x = run.dataset().train
+    pyro.set_rng_seed(5)
+    direct = -Trace_ELBO().loss(run.model, run.guide, x) / len(x)
+    pyro.set_rng_seed(5)
+    assert elbo_parts(run.model, run.guide, x)["elbo"] == pytest.approx(direct, rel=1e-5)
+    assert np.isfinite(elbo_parts(run.model, run.guide, x, batch_size=16)["elbo"])  # one batch of all rows
+
+
 # --- the run folder and the command line ----------------------------------------------------------------
 
 TRAIN = {"vae_example": ["--batch-size", "16"], "coin": ["--batch-size", "32"], "regression": ["--batch-size", "80"],
@@ -557,6 +589,10 @@ API_CASES = {
         lambda folder: generate(load(folder, "first_column")[0], torch.zeros(2, 3)),
     "kl_per_dimension of a program with several per-example latents":
         lambda folder: kl_per_dimension(*load(folder, "two_latents")),
+    "sample from a program with parameters per training row":
+        lambda folder: program_run(folder, "per_row").sample(4),
+    "evaluate rows on which the program fails":
+        lambda folder: elbo_parts(*load(folder, "per_row")[:2], torch.zeros(4, 2)),
     "log_likelihood of a program whose guide lacks a latent site of the model":
         lambda folder: log_likelihood(*load(folder, "unguided"), num_samples=2),
 }
