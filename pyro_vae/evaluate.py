@@ -23,11 +23,13 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.subsample_messenger import _Subsample
-from pyro.poutine.util import prune_subsample_sites, site_is_subsample
+from pyro.poutine.util import prune_subsample_sites
 
+from pyro_vae import sites as shared
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale, lean_traces
 from pyro_vae.objectives import kl_per_dim
+from pyro_vae.sites import in_plate, sample_sites
 
 # a Pyro model or guide: an nn.Module (forward is the program) or a plain function of the batch
 Program = Callable[..., Any]
@@ -126,34 +128,24 @@ class Sites:
         return self.latent[0], self.data[0]
 
 
-def _in_plate(site, plate: str) -> bool:
-    return any(frame.name == plate for frame in site["cond_indep_stack"])
-
-
-def _is_enumerated(site) -> bool:
-    return not site["is_observed"] and site["infer"].get("enumerate") in ("parallel", "sequential")
-
-
 def roles(model_trace, guide_trace, rows: torch.Tensor, plate: str = "data") -> Sites:
     """The :class:`Sites` of a (model trace, guide trace) pair run on a batch whose first tensor is ``rows``."""
-    model_sites = [s for s in model_trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
-    guide_sites = [s for s in guide_trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
+    model_sites, guide_sites = sample_sites(model_trace), sample_sites(guide_trace)
+    enumerated = tuple(shared.enumerated(model_trace, guide_trace))
     guided = {s["name"] for s in guide_sites}
     latents = [s for s in guide_sites if not s["is_observed"] and not s["infer"].get("is_auxiliary")]
-    unguided = [s for s in model_sites if not s["is_observed"] and s["name"] not in guided and not _is_enumerated(s)]
+    unguided = [s for s in model_sites if not s["is_observed"] and s["name"] not in guided | set(enumerated)]
     latents += unguided
     observed = [s for s in model_sites if s["is_observed"]]
-    nesting = [-f.dim for s in model_sites + guide_sites for f in s["cond_indep_stack"] if f.vectorized]
     names = lambda sites: tuple(s["name"] for s in sites)  # noqa: E731
     return Sites(plate=plate,
-                 latent=names(s for s in latents if _in_plate(s, plate) and s["name"] in guided),
-                 global_latent=names(s for s in latents if not _in_plate(s, plate)),
+                 latent=names(s for s in latents if in_plate(s, plate) and s["name"] in guided),
+                 global_latent=names(s for s in latents if not in_plate(s, plate)),
                  observed=names(observed),
-                 outside=names(s for s in observed if not _in_plate(s, plate)),
-                 data=names(s for s in observed if _in_plate(s, plate) and s["value"].shape == rows.shape),
-                 unguided=names(unguided),
-                 enumerated=tuple(dict.fromkeys(names(s for s in model_sites + guide_sites if _is_enumerated(s)))),
-                 max_plate_nesting=max(nesting, default=0))
+                 outside=names(s for s in observed if not in_plate(s, plate)),
+                 data=names(s for s in observed if in_plate(s, plate) and s["value"].shape == rows.shape),
+                 unguided=names(unguided), enumerated=enumerated,
+                 max_plate_nesting=shared.max_plate_nesting(model_trace, guide_trace))
 
 
 # what a program raises when it meets rows it was not written for (a plate or parameters of the training set's size)
@@ -169,7 +161,7 @@ def failed_on(error: Exception, rows: int) -> UserError:
 
 
 @torch.no_grad()
-def sites(model: Program, guide: Program, *batch: torch.Tensor, plate: str = "data") -> Sites:
+def program_sites(model: Program, guide: Program, *batch: torch.Tensor, plate: str = "data") -> Sites:
     """The roles of the program's sites (:class:`Sites`), from one draw on ``batch``, scored (so that programs
     that can't score these rows fail here, with :func:`failed_on`'s line)."""
     try:
@@ -262,7 +254,7 @@ def enumerated_elbo(model: Program, guide: Program, data: torch.Tensor | Sequenc
     per example, each batch under ``DataScale(N, rows)`` and weighted by rows/N (see :func:`elbo_parts`)."""
     data = _as_tuple(data)
     if max_plate_nesting is None:
-        max_plate_nesting = sites(model, guide, *(t[:batch_size] for t in data), plate=plate).max_plate_nesting
+        max_plate_nesting = program_sites(model, guide, *(t[:batch_size] for t in data), plate=plate).max_plate_nesting
     objective = TraceEnum_ELBO(max_plate_nesting=max_plate_nesting)
     total = 0.0
     for batch, n in _batches(data, batch_size):
@@ -278,7 +270,7 @@ def encode(guide: Program, x: torch.Tensor, site: str | None = None) -> torch.Te
     trace = prune_subsample_sites(poutine.trace(guide).get_trace(x))
     if site is None:
         inside = [name for name, s in trace.nodes.items()
-                  if s["type"] == "sample" and not s["is_observed"] and _in_plate(s, "data")]
+                  if s["type"] == "sample" and not s["is_observed"] and in_plate(s, "data")]
         if len(inside) != 1:
             raise UserError(f"encode needs one latent site of the guide inside pyro.plate('data'), found "
                             f"{len(inside)} ({', '.join(inside) or 'none'}): pass site=NAME")
@@ -292,7 +284,7 @@ def reconstruct(model: Program, guide: Program, x: torch.Tensor, latent: str | N
     """E[x | z = mean of q(z|x)]: the model's reconstruction of x from its most likely code. The sites are
     the program's one per-example latent and the observed site holding the rows, unless named."""
     if latent is None or observed is None:
-        found = sites(model, guide, x).vae()
+        found = program_sites(model, guide, x).vae()
         latent, observed = latent or found[0], observed or found[1]
     code = encode(guide, x, latent)
     trace = poutine.trace(poutine.condition(model, data={latent: code})).get_trace(x)
@@ -323,7 +315,7 @@ def reconstruction_mse(model: Program, guide: Program, data: torch.Tensor, batch
     """Mean squared error per example, ‖x − E[x | μ(x)]‖², summed over dimensions."""
     total = None
     if latent is None or observed is None:
-        latent, observed = sites(model, guide, *(t[:2] for t in _as_tuple(data))).vae()
+        latent, observed = program_sites(model, guide, *(t[:2] for t in _as_tuple(data))).vae()
     for (x, *_), n in _batches(data, batch_size):
         err = (reconstruct(model, guide, x, latent, observed) - x).pow(2).sum()
         total = err if total is None else total + err

@@ -229,9 +229,7 @@ class ImageRun(Run):
 
     def dataset(self, device: str | torch.device = "cpu") -> "Dataset":
         """The run's data set (``pyro_vae.data.Dataset``), loaded again by name, on ``device``."""
-        from pyro_vae import data
-
-        return data.load(self.config["dataset"], self.config.get("data_dir")).to(device)
+        return load_data(self.config).to(device)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The codes μ(x), the mean of q(z|x), of rows x."""
@@ -337,6 +335,14 @@ class AutoencoderRun(ImageRun):
         return [folder / "reconstructions.png", folder / "elbo.png", folder / "latent.png"]
 
 
+def load_data(config: dict) -> Dataset:
+    """The data set a run was trained on, split as in training (``test_fraction``; ``arrays`` of a .npz)."""
+    from pyro_vae import data
+
+    return data.load(config["dataset"], config.get("data_dir"), test_size=config.get("test_fraction", 0.2), seed=0,
+                     arrays=config.get("arrays"))
+
+
 def program_spec(spec: str) -> str:
     """``FILE.py:NAME`` with FILE made absolute, so the run folder finds it from anywhere."""
     file, name = programs.resolve(spec)
@@ -363,29 +369,24 @@ class ProgramRun(ImageRun):
     @staticmethod
     def build(config: dict, dataset: Dataset | None = None) -> tuple[Program, Program]:
         """The (model, guide) that the config's ``FILE.py:NAME`` names, given the data set."""
-        from pyro_vae import data
-
-        if dataset is None:
-            dataset = data.load(config["dataset"], config.get("data_dir"))
-        return programs.load(config["program"], dataset)
+        return programs.load(config["program"], load_data(config) if dataset is None else dataset)
 
     @classmethod
     def rebuild(cls, config: dict) -> tuple[Program, Program]:
         """The program, with an empty param store and one call so its lazily made parameters exist."""
-        from pyro_vae import data
-
-        dataset = data.load(config["dataset"], config.get("data_dir"))
+        dataset = load_data(config)
         pyro.clear_param_store()  # the run's pyro.param values come from its checkpoint, none from earlier programs
         model, guide = cls.build(config, dataset)
         # an autoguide's parameters appear on a first call; the checkpoint's values then replace them. Two rows,
         # or all of them for a program with a plate or parameters per training row, which fails on two
-        for rows in (dataset.train[:2], dataset.train):
+        for size in (2, dataset.train.shape[0]):
+            rows = tuple(t[:size] for t in dataset.train_rows)
             try:
-                parameters.initialize(model, guide, (rows, row_index(rows)) if config.get("index") else (rows,),
+                parameters.initialize(model, guide, (*rows, row_index(rows[0])) if config.get("index") else rows,
                                       torch.device("cpu"), dataset.train.shape[0], config.get("plate", "data"))
                 return model, guide
             except UserError:
-                if rows is dataset.train:
+                if size == dataset.train.shape[0]:
                     raise
 
     @property
@@ -393,22 +394,28 @@ class ProgramRun(ImageRun):
         """The name of the program's data plate (``--plate``)."""
         return self.config.get("plate", "data")
 
-    def rows(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """What the programs are called with for rows ``x`` of the training set: ``(x,)``, or ``(x, index)``."""
-        return (x, row_index(x)) if self.config.get("index") else (x,)
+    def rows(self, dataset: Dataset, split: str) -> tuple[torch.Tensor, ...]:
+        """What the programs are called with for the ``split`` ("train", "test") rows of ``dataset``: the rows and
+        the further arrays (``--arrays``), and with ``--index`` each row's position (training rows only)."""
+        rows = dataset.train_rows if split == "train" else dataset.test_rows
+        return (*rows, row_index(rows[0])) if self.config.get("index") else rows
 
     @cached_property
     def _first_rows(self) -> torch.Tensor:
-        return self.dataset().test[:2]
+        dataset = self.dataset()
+        return (dataset.test if dataset.test.shape[0] else dataset.train)[:2]
 
     def vae_sites(self, action: str) -> tuple[str, str]:
         """(latent, observed) site names for ``action`` (encode, decode, ...), or its one-line UserError."""
-        from pyro_vae.evaluate import sites
+        from pyro_vae.evaluate import program_sites
 
         if self.config.get("index"):
             raise self.not_applicable(action, "its programs take each row's index (--index), which new rows lack")
+        if len(self.config.get("arrays") or ()) > 1:
+            raise self.not_applicable(action, f"its programs take further arrays (--arrays "
+                                              f"{','.join(self.config['arrays'])}), which {action} does not pass")
         try:
-            return sites(self.model, self.guide, self._first_rows, plate=self.plate).vae()
+            return program_sites(self.model, self.guide, self._first_rows, plate=self.plate).vae()
         except UserError as why:
             raise self.not_applicable(action, str(why)) from None
 
@@ -487,14 +494,14 @@ class ProgramRun(ImageRun):
         """(split, rows, sites) to evaluate: the test rows, or the training rows for programs that have parameters
         per training row (``--index``, or a plate or ``pyro.param`` of the training set's size, on which the test
         rows fail), first on one batch and else on all rows at once."""
-        from pyro_vae.evaluate import sites
+        from pyro_vae.evaluate import program_sites
 
         first = None
-        for split in ("train",) if self.config.get("index") else ("test", "train"):
-            rows = self.rows(getattr(dataset, split))
+        for split in ("train",) if self.config.get("index") or not dataset.test.shape[0] else ("test", "train"):
+            rows = self.rows(dataset, split)
             for size in dict.fromkeys((min(batch_size, rows[0].shape[0]), rows[0].shape[0])):
                 try:
-                    return split, rows, sites(model, guide, *(t[:size] for t in rows), plate=self.plate)
+                    return split, rows, program_sites(model, guide, *(t[:size] for t in rows), plate=self.plate)
                 except UserError as why:
                     first = first or why
         raise first
