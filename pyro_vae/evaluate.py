@@ -2,10 +2,12 @@
 
 ``poutine.trace(guide)`` gives z ~ q(z|x); ``poutine.replay(model)`` scores it under p(x, z):
 
-    ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) = reconstruction − kl     (per example, in nats)
+    ELBO = E_q[log p(x, z) − log q(z|x)] = reconstruction − kl     (per example, in nats)
+    reconstruction = E_q[Σ_observed sites log p(x_s | ...)],  kl = Σ_latent sites E_q[log q(z_s) − log p(z_s | ...)]
 
-Observed sites make up the reconstruction term, latent sites the KL term, so nothing here knows
-which model it measures. Results are accumulated on the data's device and read back once.
+(for the VAE: E_q[log p(x|z)] − KL(q(z|x) ‖ p(z))). Sites are told apart by their role in the traces
+(:class:`Sites`: observed or latent, inside the data plate or global, enumerated), never by their names,
+so nothing here knows which model it measures. Results are accumulated on the data's device and read back once.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def traces(model: Program, guide: Program, *batch: torch.Tensor) -> tuple[poutin
     return guide_trace, model_trace
 
 
-def _sample_sites(trace):
+def _scored_sites(trace):
     return [s for s in trace.nodes.values() if s["type"] == "sample" and "log_prob_sum" in s]
 
 
@@ -128,7 +130,7 @@ class Sites:
         return self.latent[0], self.data[0]
 
 
-def roles(model_trace, guide_trace, rows: torch.Tensor, plate: str = "data") -> Sites:
+def roles(model_trace: poutine.Trace, guide_trace: poutine.Trace, rows: torch.Tensor, plate: str = "data") -> Sites:
     """The :class:`Sites` of a (model trace, guide trace) pair run on a batch whose first tensor is ``rows``."""
     model_sites, guide_sites = sample_sites(model_trace), sample_sites(guide_trace)
     enumerated = tuple(shared.enumerated(model_trace, guide_trace))
@@ -209,7 +211,7 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
             if found.enumerated:
                 return enumerated_elbo(model, guide, data, batch_size, plate, found.max_plate_nesting)
         for into, trace in ((log_p, model_trace), (log_q, guide_trace)):
-            for site in _sample_sites(trace):
+            for site in _scored_sites(trace):
                 value = site["log_prob_sum"] * (rows / n)
                 into[site["name"]] = value + into[site["name"]] if site["name"] in into else value
     groups = _latent_groups(guide_trace, [k for k in log_p if k not in found.observed])
@@ -232,7 +234,7 @@ def _latent_groups(guide_trace, model_latents: list[str]) -> dict[str, list[str]
     ``a+b+...`` by their names; latent sites of the model alone come last."""
     groups: list[list[str]] = []
     auxiliary = set()
-    for site in _sample_sites(guide_trace):
+    for site in _scored_sites(guide_trace):
         if site["is_observed"]:
             continue
         if site["infer"].get("is_auxiliary"):

@@ -454,6 +454,9 @@ TRAIN = {"vae_example": ["--batch-size", "16"], "coin": ["--batch-size", "32"], 
          "local": ["--batch-size", "20", "--index"]}
 
 
+FIGURES = {"vae_example": {"elbo.png", "reconstructions.png", "samples.png"}, "coin": {"elbo.png"}}
+
+
 @pytest.fixture(scope="module")
 def trained(folder) -> dict[str, Path]:
     """A one-epoch run folder of each program, trained by the command line."""
@@ -461,10 +464,15 @@ def trained(folder) -> dict[str, Path]:
     for name, flags in TRAIN.items():
         out[name] = folder / "runs" / name
         argv = ["train", "--program", f"{folder / name}.py:{SPECS[name]}", "--dataset", str(folder / f"{name}.npy"),
-                "--epochs", "1", "--lr", "1e-3", "--device", "cpu", "--quiet", "--no-figures", *flags,
-                "--out", str(out[name])]
+                "--epochs", "1", "--lr", "1e-3", "--device", "cpu", "--quiet", *flags, "--out", str(out[name])]
+        argv += [] if name in FIGURES else ["--no-figures"]
         assert cli.main(argv) == 0, name
     return out
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_train_draws_the_figures_that_apply(name, trained):
+    assert {p.name for p in (trained[name] / "figures").iterdir()} == FIGURES[name]
 
 
 def run_cli(argv, capsys) -> tuple[int, str, str]:
