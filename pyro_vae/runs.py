@@ -474,8 +474,8 @@ class ProgramRun(ImageRun):
         pyro.set_rng_seed(seed)
         parts = measures.elbo_parts(model, guide, rows, batch_size, self.plate)
         report = {f"{split}_examples": rows[0].shape[0], **{f"{split}_{k}": v for k, v in parts.items()}}
-        try:  # on new rows only: training rows stand for parameters per row, which new rows lack
-            latent, observed = found.vae() if split == "test" else (None, None)
+        try:  # new rows alone: not training rows (parameters per row), nor rows with further arrays
+            latent, observed = found.vae() if split == "test" and len(rows) == 1 else (None, None)
         except UserError:
             latent = observed = None  # nothing to reconstruct the rows with: the report has what applies
         if latent is not None:

@@ -220,6 +220,25 @@ def build(dataset):
 
     return model, guide
 """,
+    # a program of two arrays, model(x, y) (an .npz with --arrays x,y): a code per row explains both
+    "labelled": """
+def build(dataset):
+    d = dataset.dim
+
+    def model(x, y):
+        weight = pyro.param("weight", torch.ones(d, 2))
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(2), 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(z @ weight.T, 1.0).to_event(1), obs=x)
+            pyro.sample("y", dist.Bernoulli(logits=z[:, 0]), obs=y.to(x.dtype))
+
+    def guide(x, y):
+        encoder = pyro.param("encoder", torch.zeros(d, 2))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(x @ encoder + y[:, None].to(x.dtype), 1.0).to_event(1))
+
+    return model, guide
+""",
     # two per-example latent sites: encode/decode don't apply
     "two_latents": """
 def build(dataset):
@@ -273,7 +292,7 @@ pair = (model, guide)
 }
 
 SPECS = {"vae_example": "build", "coin": "pair", "regression": "build", "mixture": "build", "prodlda": "build",
-         "local": "build", "ppca": "build", "per_row": "build", "two_latents": "build", "first_column": "pair", "unguided": "pair"}
+         "local": "build", "ppca": "build", "per_row": "build", "labelled": "build", "two_latents": "build", "first_column": "pair", "unguided": "pair"}
 
 
 def data(name: str) -> np.ndarray:
@@ -303,6 +322,7 @@ def folder(tmp_path_factory) -> Path:
     for name, body in PROGRAMS.items():
         (folder / f"{name}.py").write_text(HEADER + body)
         np.save(folder / f"{name}.npy", data(name))
+    np.savez(folder / "labelled.npz", x=data("labelled"), y=(data("labelled")[:, 0] > 2).astype(np.int64))
     return folder
 
 
@@ -451,7 +471,8 @@ def test_a_program_with_parameters_per_training_row_is_evaluated_on_its_training
 
 TRAIN = {"vae_example": ["--batch-size", "16"], "coin": ["--batch-size", "32"], "regression": ["--batch-size", "80"],
          "mixture": ["--batch-size", "80", "--elbo", "enum"], "prodlda": ["--batch-size", "20", "--plate", "documents"],
-         "local": ["--batch-size", "20", "--index"]}
+         "local": ["--batch-size", "20", "--index"], "labelled": ["--batch-size", "20", "--arrays", "x,y"]}
+DATA = {"labelled": "labelled.npz"}
 
 
 FIGURES = {"vae_example": {"elbo.png", "reconstructions.png", "samples.png"}, "coin": {"elbo.png"}}
@@ -463,8 +484,8 @@ def trained(folder) -> dict[str, Path]:
     out = {}
     for name, flags in TRAIN.items():
         out[name] = folder / "runs" / name
-        argv = ["train", "--program", f"{folder / name}.py:{SPECS[name]}", "--dataset", str(folder / f"{name}.npy"),
-                "--epochs", "1", "--lr", "1e-3", "--device", "cpu", "--quiet", *flags, "--out", str(out[name])]
+        argv = ["train", "--program", f"{folder / name}.py:{SPECS[name]}", "--dataset",
+                str(folder / DATA.get(name, f"{name}.npy")), "--epochs", "1", "--lr", "1e-3", "--device", "cpu", "--quiet", *flags, "--out", str(out[name])]
         argv += [] if name in FIGURES else ["--no-figures"]
         assert cli.main(argv) == 0, name
     return out
@@ -488,7 +509,7 @@ APPLIES = {"vae_example": ({"test_reconstruction_mse", "test_kl_per_dim"}, {"tes
            "regression": (set(), {"test_kl/sigma", "test_kl/linear.weight", "test_kl/linear.bias"}),
            "mixture": (set(), set()),
            "prodlda": ({"test_reconstruction_mse", "test_kl_per_dim"}, {"test_kl/logtheta"}),
-           "local": (set(), {"train_kl/mu", "train_kl/z"})}
+           "local": (set(), {"train_kl/mu", "train_kl/z"}), "labelled": (set(), {"test_kl/z"})}
 
 
 @pytest.mark.parametrize("name", list(TRAIN))
@@ -526,7 +547,18 @@ def test_pyros_vae_example_encodes_decodes_samples_and_plots(trained, tmp_path, 
     assert code == 0 and report["test_log_likelihood"] > report["test_elbo"] - 0.5  # a bound that tightens with K
 
 
-@pytest.mark.parametrize("name", ["coin", "regression", "mixture", "local"])
+def test_a_program_of_several_arrays_gets_every_one_of_them(trained):
+    """model(x, y) with --arrays x,y: evaluate passes each row's x and y, as Pyro's Trace_ELBO does."""
+    run = runs.load(trained["labelled"])
+    dataset = run.dataset()
+    assert len(dataset.test_rows) == 2
+    pyro.set_rng_seed(6)
+    direct = -Trace_ELBO().loss(run.model, run.guide, *dataset.test_rows) / dataset.test.shape[0]
+    pyro.set_rng_seed(6)
+    assert elbo_parts(run.model, run.guide, dataset.test_rows)["elbo"] == pytest.approx(direct, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["coin", "regression", "mixture", "local", "labelled"])
 def test_plot_draws_what_applies(name, trained, capsys):
     code, out, err = run_cli(["plot", str(trained[name])], capsys)
     assert code == 0 and err == "" and [Path(p).name for p in json.loads(out)["figures"]] == ["elbo.png"]
@@ -558,6 +590,8 @@ CLI_CASES = {
         lambda d, runs_: ["sample", str(runs_["coin"]), "--out", f"{d}/s.png"],
     "sample on a program run trained with --index":
         lambda d, runs_: ["sample", str(runs_["local"]), "--out", f"{d}/s.png"],
+    "sample on a program run that takes further arrays (--arrays)":
+        lambda d, runs_: ["sample", str(runs_["labelled"]), "--out", f"{d}/s.png"],
     "evaluate --is-samples on a program with a global latent":
         lambda d, runs_: ["evaluate", str(runs_["regression"]), "--is-samples", "10", "--device", "cpu"],
     "evaluate --is-samples on a program with enumerated sites":
