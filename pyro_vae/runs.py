@@ -401,9 +401,10 @@ class ProgramRun(ImageRun):
         return (*rows, row_index(rows[0])) if self.config.get("index") else rows
 
     @cached_property
-    def _first_rows(self) -> torch.Tensor:
+    def _examples(self) -> torch.Tensor:
+        """Ten rows to find the sites with and to draw: test rows, or training rows in a run without them (CPU)."""
         dataset = self.dataset()
-        return (dataset.test if dataset.test.shape[0] else dataset.train)[:2]
+        return (dataset.test if dataset.test.shape[0] else dataset.train)[:10]
 
     def vae_sites(self, action: str) -> tuple[str, str]:
         """(latent, observed) site names for ``action`` (encode, decode, ...), or its one-line UserError."""
@@ -415,7 +416,7 @@ class ProgramRun(ImageRun):
             raise self.not_applicable(action, f"its programs take further arrays (--arrays "
                                               f"{','.join(self.config['arrays'])}), which {action} does not pass")
         try:
-            return program_sites(self.model, self.guide, self._first_rows, plate=self.plate).vae()
+            return program_sites(self.model, self.guide, self._examples[:2], plate=self.plate).vae()
         except UserError as why:
             raise self.not_applicable(action, str(why)) from None
 
@@ -436,7 +437,7 @@ class ProgramRun(ImageRun):
         from pyro import poutine
 
         latent, observed = self.vae_sites("decode")
-        x_like = z.new_zeros(z.shape[0], *self._first_rows.shape[1:])
+        x_like = z.new_zeros(z.shape[0], *self._examples.shape[1:])
         with torch.no_grad():
             trace = poutine.trace(poutine.condition(self.model, data={latent: z})).get_trace(x_like)
         return trace.nodes[observed]["fn"].mean
@@ -447,7 +448,7 @@ class ProgramRun(ImageRun):
 
         observed = self.vae_sites("sample")[1]
         pyro.set_rng_seed(seed)
-        return generate(self.model, self._first_rows.new_zeros(num_samples, *self._first_rows.shape[1:]), observed)
+        return generate(self.model, self._examples.new_zeros(num_samples, *self._examples.shape[1:]), observed)
 
     sample = generate
 
@@ -518,9 +519,8 @@ class ProgramRun(ImageRun):
             found = self.vae_sites("plot")
         except UserError:
             return paths  # no decoder of rows: the curves are what there is to draw
-        shape = tuple(self.config.get("shape") or self._first_rows.shape[1:])
-        plots.reconstructions(self.model, self.guide, self.dataset().test[:10], shape, folder / "reconstructions.png",
-                              sites=found)
+        shape = tuple(self.config.get("shape") or self._examples.shape[1:])
+        plots.reconstructions(self.model, self.guide, self._examples, shape, folder / "reconstructions.png", sites=found)
         paths.append(folder / "reconstructions.png")
         paths.append(plots.write_samples(self.generate(64), shape, folder / "samples.png", "decoded draws z ~ p(z)"))
         return paths
