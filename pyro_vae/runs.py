@@ -336,11 +336,11 @@ class AutoencoderRun(ImageRun):
 
 
 def load_data(config: dict) -> Dataset:
-    """The data set a run was trained on, split as in training (``test_fraction``; ``arrays`` of a .npz)."""
+    """The data set a run was trained on, split as in training (``test_fraction``; ``arrays`` of a .npz; ``stream``)."""
     from pyro_vae import data
 
     return data.load(config["dataset"], config.get("data_dir"), test_size=config.get("test_fraction", 0.2), seed=0,
-                     arrays=config.get("arrays"))
+                     arrays=config.get("arrays"), stream=config.get("stream", "auto"))
 
 
 def program_spec(spec: str) -> str:
