@@ -38,6 +38,7 @@ from pyro_vae.run_folder import CHECKPOINT, RunFolder
 if TYPE_CHECKING:
     from pyro_vae.data import Dataset
     from pyro_vae.evaluate import Program, Sites
+    from pyro_vae.sites import Layout
 
 
 def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
@@ -377,16 +378,23 @@ class ProgramRun(ImageRun):
         dataset = load_data(config)
         pyro.clear_param_store()  # the run's pyro.param values come from its checkpoint, none from earlier programs
         model, guide = cls.build(config, dataset)
-        # an autoguide's parameters appear on a first call; the checkpoint's values then replace them. Two rows,
-        # or all of them for a program with a plate or parameters per training row, which fails on two
-        for size in (2, dataset.train.shape[0]):
-            rows = tuple(t[:size] for t in dataset.train_rows)
+        # an autoguide's parameters appear on a first call; the checkpoint's values then replace them
+        cls.initialize(model, guide, config, dataset, torch.device("cpu"), 2)
+        return model, guide
+
+    @staticmethod
+    def initialize(model: Program, guide: Program, config: dict, dataset: Dataset, device: torch.device,
+                   rows: int) -> Layout:
+        """``parameters.initialize`` on the first ``rows`` training rows, or on all of them for a program that fails
+        on fewer (a plate or parameters per training row): lazily made parameters appear; returns the Layout."""
+        n = dataset.train.shape[0]
+        for size in dict.fromkeys((min(rows, n), n)):
+            batch = tuple(t[:size] for t in dataset.train_rows)
             try:
-                parameters.initialize(model, guide, (*rows, row_index(rows[0])) if config.get("index") else rows,
-                                      torch.device("cpu"), dataset.train.shape[0], config.get("plate", "data"))
-                return model, guide
+                return parameters.initialize(model, guide, (*batch, row_index(batch[0])) if config.get("index") else
+                                             batch, device, n, config.get("plate", "data"))[2]
             except UserError:
-                if size == dataset.train.shape[0]:
+                if size == n:
                     raise
 
     @property
@@ -493,12 +501,14 @@ class ProgramRun(ImageRun):
 
     def _evaluable(self, model, guide, dataset, batch_size: int) -> tuple[str, tuple, "Sites"]:
         """(split, rows, sites) to evaluate: the test rows, or the training rows for programs that have parameters
-        per training row (``--index``, or a plate or ``pyro.param`` of the training set's size, on which the test
+        per training row (``--index``, a ``pyro.param`` of the training set's size, or a plate on which the test
         rows fail), first on one batch and else on all rows at once."""
         from pyro_vae.evaluate import program_sites
 
+        layout = self.initialize(model, guide, self.config, dataset, torch.device(dataset.train.device), batch_size)
+        own_rows = self.config.get("index") or layout.per_row and not layout.subsampled
         first = None
-        for split in ("train",) if self.config.get("index") or not dataset.test.shape[0] else ("test", "train"):
+        for split in ("train",) if own_rows or not dataset.test.shape[0] else ("test", "train"):
             rows = self.rows(dataset, split)
             for size in dict.fromkeys((min(batch_size, rows[0].shape[0]), rows[0].shape[0])):
                 try:

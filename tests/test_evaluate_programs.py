@@ -220,6 +220,23 @@ def build(dataset):
 
     return model, guide
 """,
+    # the same with a plate of the batch's size: on as many test rows as training rows it would run, wrongly
+    "per_row_batch_plate": """
+def build(dataset):
+    n, d = dataset.train.shape
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(d), 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(z, 0.5).to_event(1), obs=x)
+
+    def guide(x):
+        loc = pyro.param("loc", torch.zeros(n, d))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(loc, 0.5).to_event(1))
+
+    return model, guide
+""",
     # a program of two arrays, model(x, y) (an .npz with --arrays x,y): a code per row explains both
     "labelled": """
 def build(dataset):
@@ -292,7 +309,7 @@ pair = (model, guide)
 }
 
 SPECS = {"vae_example": "build", "coin": "pair", "regression": "build", "mixture": "build", "prodlda": "build",
-         "local": "build", "ppca": "build", "per_row": "build", "labelled": "build", "two_latents": "build", "first_column": "pair", "unguided": "pair"}
+         "local": "build", "ppca": "build", "per_row": "build", "per_row_batch_plate": "build", "labelled": "build", "two_latents": "build", "first_column": "pair", "unguided": "pair"}
 
 
 def data(name: str) -> np.ndarray:
@@ -308,7 +325,7 @@ def data(name: str) -> np.ndarray:
         return np.r_[g.normal(-3, 1, 50), g.normal(3, 1, 50)][:, None].astype(np.float32)
     if name == "prodlda":  # word counts
         return g.poisson(np.linspace(0.5, 4.0, 10), size=(50, 10)).astype(np.float32)
-    return g.normal(2.0, 1.1, size=(50, 3)).astype(np.float32)  # local, ppca, per_row, two_latents, ...
+    return g.normal(2.0, 1.1, size=(50, 3)).astype(np.float32)  # local, ppca, per_row..., two_latents, ...
 
 
 def dataset(name: str) -> Dataset:
@@ -465,6 +482,9 @@ def test_a_program_with_parameters_per_training_row_is_evaluated_on_its_training
     pyro.set_rng_seed(5)
     assert elbo_parts(run.model, run.guide, x)["elbo"] == pytest.approx(direct, rel=1e-5)
     assert np.isfinite(elbo_parts(run.model, run.guide, x, batch_size=16)["elbo"])  # one batch of all rows
+    # as many test rows as training rows: they would run, each meeting a training row's parameters
+    run = program_run(folder, "per_row_batch_plate", test_fraction=0.5)
+    assert set(run.evaluate()) == {"train_examples", "train_elbo", "train_reconstruction", "train_kl", "train_kl/z"}
 
 
 # --- the run folder and the command line ----------------------------------------------------------------
@@ -611,10 +631,10 @@ def test_an_action_that_does_not_apply_is_one_line_exit_2(name, trained, tmp_pat
     assert matches(doc, message), f"docs/bad-input.md says\n  {doc}\nbut the message is\n  {message}"
 
 
-def program_run(folder: Path, name: str) -> runs.ProgramRun:
+def program_run(folder: Path, name: str, **config) -> runs.ProgramRun:
     """A ProgramRun of ``name`` rebuilt from a config, as ``pyro_vae.load`` rebuilds one (fresh parameters)."""
     config = {"model": "program", "program": f"{folder / name}.py:{SPECS[name]}", "dataset": str(folder / f"{name}.npy"),
-              "index": False, "shape": list(data(name).shape[1:])}
+              "index": False, "shape": list(data(name).shape[1:]), **config}
     return runs.ProgramRun(folder, config, *runs.ProgramRun.rebuild(config))
 
 
