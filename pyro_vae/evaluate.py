@@ -154,8 +154,11 @@ def roles(model_trace: poutine.Trace, guide_trace: poutine.Trace, rows: torch.Te
 PROGRAM_ERRORS = (ValueError, RuntimeError, IndexError)
 
 
-def failed_on(error: Exception, rows: int) -> UserError:
-    """The one-line error for programs that fail on a batch of ``rows`` rows."""
+def failed_on(error: Exception, rows: int) -> Exception:
+    """The one-line error for programs that fail on a batch of ``rows`` rows (running out of memory is no such
+    failure: it comes back as it was)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return error
     reason = " ".join(str(error).split("Trace Shapes:")[0].split())  # Pyro's message, without its shape table
     return UserError(f"the model and guide failed on {rows} rows ({type(error).__name__}: {reason}): give rows shaped "
                      f"like the training rows; a program with a plate or parameters per training row runs on all its "
@@ -201,7 +204,8 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
             with DataScale(n, rows, plate):
                 guide_trace, model_trace = traces(model, guide, *batch)
         except PROGRAM_ERRORS as error:
-            if found is None and rows < n:  # e.g. parameters per training row: all rows in one batch may work
+            if found is None and rows < n and not isinstance(error, torch.OutOfMemoryError):
+                # e.g. a plate or parameters per training row: all rows in one batch may work
                 return elbo_parts(model, guide, data, n, plate)
             raise failed_on(error, rows) from None
         if found is None:
@@ -260,8 +264,11 @@ def enumerated_elbo(model: Program, guide: Program, data: torch.Tensor | Sequenc
     objective = TraceEnum_ELBO(max_plate_nesting=max_plate_nesting)
     total = 0.0
     for batch, n in _batches(data, batch_size):
-        with DataScale(n, batch[0].shape[0], plate):  # Pyro's loss is a float: one host sync per batch
-            total += objective.loss(model, guide, *batch) * (batch[0].shape[0] / n)
+        try:
+            with DataScale(n, batch[0].shape[0], plate):  # Pyro's loss is a float: one host sync per batch
+                total += objective.loss(model, guide, *batch) * (batch[0].shape[0] / n)
+        except PROGRAM_ERRORS as error:
+            raise failed_on(error, batch[0].shape[0]) from None
     return {"elbo": -total / n}
 
 
@@ -355,27 +362,30 @@ def log_likelihood(model: Program, guide: Program, data: torch.Tensor | Sequence
     values = outside = None
     plates = {}
     with pyro.validation_enabled(False):
-        for i, (batch, _) in enumerate(_batches(data, batch_size)):
-            start_row = i * batch_size
-            total = None
-            for start in range(0, num_samples, chunk):
-                size = min(chunk, num_samples - start)
-                if size not in plates:  # a plate can be entered again: built once per size, not per pass
-                    plates[size] = pyro.plate("num_samples", size, dim=-(nesting + 1))
-                with plates[size]:
-                    model_trace, guide_trace = lean_traces(model, guide, *batch)
-                if start == 0 and checked:  # the data, once per batch, on the device: no host sync
-                    flags = torch.stack([~model_trace.nodes[name]["fn"].support.check(
-                        model_trace.nodes[name]["value"]).all() for name in checked])
-                    outside = flags if outside is None else outside.logical_or_(flags)
-                log_w = _per_example(model_trace, nesting, data_dim) - _per_example(guide_trace, nesting, data_dim)
-                # the next pass then allocates into the memory this one frees, still in cache
-                del guide_trace, model_trace
-                log_w = torch.logsumexp(log_w, dim=0)
-                total = log_w if total is None else torch.logaddexp(total, log_w)
-            if values is None:
-                values = total.new_empty(n, dtype=torch.float64)
-            values[start_row:start_row + batch_size] = total - math.log(num_samples)
+        try:
+            for i, (batch, _) in enumerate(_batches(data, batch_size)):
+                start_row = i * batch_size
+                total = None
+                for start in range(0, num_samples, chunk):
+                    size = min(chunk, num_samples - start)
+                    if size not in plates:  # a plate can be entered again: built once per size, not per pass
+                        plates[size] = pyro.plate("num_samples", size, dim=-(nesting + 1))
+                    with plates[size]:
+                        model_trace, guide_trace = lean_traces(model, guide, *batch)
+                    if start == 0 and checked:  # the data, once per batch, on the device: no host sync
+                        flags = torch.stack([~model_trace.nodes[name]["fn"].support.check(
+                            model_trace.nodes[name]["value"]).all() for name in checked])
+                        outside = flags if outside is None else outside.logical_or_(flags)
+                    log_w = _per_example(model_trace, nesting, data_dim) - _per_example(guide_trace, nesting, data_dim)
+                    # the next pass then allocates into the memory this one frees, still in cache
+                    del guide_trace, model_trace
+                    log_w = torch.logsumexp(log_w, dim=0)
+                    total = log_w if total is None else torch.logaddexp(total, log_w)
+                if values is None:
+                    values = total.new_empty(n, dtype=torch.float64)
+                values[start_row:start_row + batch_size] = total - math.log(num_samples)
+        except PROGRAM_ERRORS as error:  # e.g. a plate or parameters of the training set's size
+            raise failed_on(error, batch[0].shape[0]) from None
     flags = values.new_empty(0) if outside is None else outside.double()
     values, flags = torch.cat([values, flags]).cpu().split([n, flags.numel()])  # the one host sync
     bad = [name for name, flag in zip(checked, flags.tolist()) if flag]

@@ -482,6 +482,8 @@ def test_a_program_with_parameters_per_training_row_is_evaluated_on_its_training
     pyro.set_rng_seed(5)
     assert elbo_parts(run.model, run.guide, x)["elbo"] == pytest.approx(direct, rel=1e-5)
     assert np.isfinite(elbo_parts(run.model, run.guide, x, batch_size=16)["elbo"])  # one batch of all rows
+    with pytest.raises(UserError, match="^the model and guide failed on 16 rows"):  # batches of 16: one line
+        log_likelihood(run.model, run.guide, x, num_samples=2, batch_size=16)
     # as many test rows as training rows: they would run, each meeting a training row's parameters
     run = program_run(folder, "per_row_batch_plate", test_fraction=0.5)
     assert set(run.evaluate()) == {"train_examples", "train_elbo", "train_reconstruction", "train_kl", "train_kl/z"}
