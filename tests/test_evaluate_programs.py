@@ -378,7 +378,7 @@ def test_the_coins_elbo_is_the_beta_bernoulli_closed_form(folder):
     assert parts["kl/latent_fairness"] == pytest.approx(kl / flips, rel=1e-4, abs=1e-6)
     consistent(parts)
     # the mean over draws against E_q[log p(x|θ)] − KL(q ‖ p) with digamma formulas
-    draws = np.array([elbo_parts(model, guide, x)["elbo"] for _ in range(300)])
+    draws = np.array([elbo_parts(model, guide, x)["elbo"] for _ in range(150)])
     e_log_lik = heads * (special.digamma(a) - special.digamma(a + b)) + \
         (flips - heads) * (special.digamma(b) - special.digamma(a + b))
     exact_kl = (special.betaln(10, 10) - special.betaln(a, b) + (a - 10) * special.digamma(a)
