@@ -193,7 +193,7 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
 
     A program with enumerated sites (``infer={"enumerate": ...}``, e.g. ``config_enumerate``) gets the
     enumerated ELBO, −``TraceEnum_ELBO(max_plate_nesting).loss`` per example under the same scaling, and
-    only ``elbo``: an enumerated site has no guide site, so its terms do not split into reconstruction and kl.
+    only ``elbo``: an enumerated site is summed out, not drawn, so its terms do not split into reconstruction and kl.
     """
     data = _as_tuple(data)
     n = data[0].shape[0]
