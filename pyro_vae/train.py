@@ -22,6 +22,7 @@ also from the middle of an epoch. Evaluation, metrics, checkpoints and progress 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import warnings
 from pathlib import Path
@@ -244,6 +245,8 @@ class Trainer:
         self.evaluating, self.stop, self.last_evaluated = False, False, time.perf_counter()
         self.history: list[dict] = []
         test = sources.make(test_data, self.device) if test_data is not None and not _empty(test_data) else None
+        if evaluator is elbo_parts:  # the data plate may have another name (--plate documents)
+            evaluator = functools.partial(elbo_parts, plate=settings.plate)
         self.callbacks = [*([self._evaluation(evaluator, test)] if evaluator else []),
                           cb.MetricsFile(), cb.Checkpoints(self.every), cb.Progress(quiet),
                           *([cb.TensorBoard(settings.tensorboard)] if settings.tensorboard else []), *callbacks]

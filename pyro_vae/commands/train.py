@@ -90,8 +90,8 @@ def run(args) -> None:
     if distributed.rank_and_world()[0] != 0:
         return
     if not args.no_figures:
-        if program:
-            plots.elbo_curves(history, Path(args.out) / "figures" / "elbo.png")
+        if program:  # what applies to the program: the curves, reconstructions and samples where it has a decoder
+            runs.ProgramRun(Path(args.out), runs.read_config(args.out), model, guide, history).figures()
         else:
             plots.all_figures(model, guide, dataset, history, Path(args.out) / "figures")
     last = history[-1] if history else {}
