@@ -34,3 +34,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf runs build *.egg-info
+
+.PHONY: student
+# Student editions of every notebook: the cells tagged `solution` taken out (notebooks/student/, not committed).
+student:
+	$(PYTHON) notebooks/student.py
