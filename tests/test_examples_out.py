@@ -50,6 +50,6 @@ def test_an_example_run_writes_only_into_its_out_folder(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     subprocess.run([sys.executable, str(EXAMPLES / "pca.py"), "--out", str(out), "--quick"], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=120)
-    assert sorted(p.name for p in out.iterdir()) == ["numbers.json", "pca.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["numbers.json", "pca.png", "pca.svg"]
     assert json.loads((out / "numbers.json").read_text())["pca"]["direction"] == [0.8578, 0.514]
     assert tree_digest(ROOT / "docs") == before
