@@ -22,7 +22,7 @@ import student  # noqa: E402  (notebooks/student.py: a script, not part of the p
 from test_notebooks import kernel_dir, run  # noqa: E402, F401  (the same kernel and execution as the series)
 
 SOURCES = student.sources()
-EXECUTED = "04_reparameterization.ipynb"  # the quickest of the series in fast mode (about 15 s)
+EXECUTED = student.NOTEBOOKS / "04_reparameterization.ipynb"  # the quickest in fast mode (about 15 s)
 
 
 def _code(cells) -> list[str]:
@@ -88,7 +88,7 @@ def test_a_student_edition_runs_as_far_as_its_source(source, editions):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", [s for s in SOURCES if os.environ.get("PYRO_VAE_STUDENT_NOTEBOOKS") == "all"
-                                    or s.name == EXECUTED], ids=lambda p: p.stem)
+                                    or s == EXECUTED], ids=lambda p: str(p.relative_to(student.NOTEBOOKS)))
 def test_a_student_edition_executes(source, editions, kernel_dir, monkeypatch, tmp_path):
     import nbformat
 
