@@ -48,14 +48,17 @@ def kernel_dir(tmp_path_factory):
     return folder
 
 
-def run(notebook, kernel_dir, monkeypatch, tmp_path) -> float:
-    """Executes ``notebook`` (an nbformat node, filled in place) in fast mode; returns the seconds it took."""
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(path, kernel_dir, monkeypatch, tmp_path):
     import nbclient  # the dev extra installs them: a missing one is a failure, not a skip
+    import nbformat
 
     monkeypatch.setenv("JUPYTER_PATH", f"{kernel_dir}{os.pathsep}{os.environ.get('JUPYTER_PATH', '')}")
     monkeypatch.setenv("PYRO_VAE_NOTEBOOK_FAST", "1")
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     monkeypatch.chdir(tmp_path)  # anything a notebook writes with a relative path lands here
+    notebook = nbformat.read(path, as_version=4)
     started = time.perf_counter()
     nbclient.NotebookClient(notebook, timeout=TIMEOUT_PER_CELL, kernel_name=KERNEL,
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -63,16 +66,6 @@ def run(notebook, kernel_dir, monkeypatch, tmp_path) -> float:
     errors = [output for cell in notebook.cells for output in cell.get("outputs", [])
               if output.get("output_type") == "error"]
     assert not errors
-    return seconds
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, kernel_dir, monkeypatch, tmp_path):
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    seconds = run(notebook, kernel_dir, monkeypatch, tmp_path)
     figures = sum("image/png" in output.get("data", {}) for cell in notebook.cells
                   for output in cell.get("outputs", []))
     assert figures >= 1, f"{path.name} shows no figure inline"
