@@ -169,6 +169,7 @@ def save(fig, path: Path) -> Path:
     small = [text.get_text() for ax in fig.axes if ax.get_legend() for text in ax.get_legend().get_texts()
              if text.get_fontsize() < LEGEND_POINTS]
     if small:
+        plt.close(fig)
         raise ValueError(f"{Path(path).name}: legend text under {LEGEND_POINTS} pt ({small[:3]}): drop its fontsize")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
