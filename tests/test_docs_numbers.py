@@ -36,6 +36,9 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 NUMBERS = json.loads((DOCS / "figures" / "numbers.json").read_text())
+# docs/irt.md's runs `pyro-vae irt --data lsat --model M --out runs/irt-lsat-M`: each run's irt.json, kept as
+# docs/figures/irt_lsat/M.json (the 2pl run's figures/icc.png is docs/figures/irt_lsat_icc.png)
+NUMBERS["irt_lsat"] = {p.stem: json.loads(p.read_text()) for p in (DOCS / "figures" / "irt_lsat").glob("*.json")}
 
 NUMBER = r"(?<![\w.\-−])[−-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d|,\d)"
 
@@ -180,7 +183,6 @@ SETTINGS = {
     ],
     "notation.md": ["(M. Sheshukova, 2021)", "(E. Sokolov, HSE 2021)", "(F. Ręka, UMCS 2022)", "(section 8)",
                     "(0/1, missing masked)", "$c = 0.1$"],
-    "irt.md": ["($\\mu = 2.41$)", "item proportions 0.924, 0.709, 0.553, 0.763, 0.870"],
     "objectives.md": ["et al. 2016", "Rybkin et al. 2021", "Cunningham 2019", "epoch 1 is reconstruction only",
                       "($\\mathrm{KL}_j > 0.01$)"],
     "programs.md": ["$x_i \\sim \\mathcal{N}(z_i, 0.5^2 I)$"],
@@ -251,7 +253,25 @@ DERIVED.update({
                                   for t in range(5)),
     "exam_irt.log_likelihood_gap": lambda: value("exam_irt.mml_log_likelihood") - value("exam_irt.svi_marginal_log_likelihood"),
 })
+def _run_item(t: int) -> tuple[str, list[str]]:
+    """One item's row of the `pyro-vae irt --data lsat` output that docs/irt.md shows."""
+    after = f"item{t + 2}" if t < 4 else "2pl on lsat"
+    keys = [f"irt_lsat.2pl.item_table.{t}.{k}" for k in ("proportion_correct", "answered", "difficulty",
+                                                          "difficulty_sd", "discrimination", "discrimination_sd")]
+    return f"item{t + 1} {{}} {{}} {{}} {{}} {{}} {{}} {after}", keys
+
+
 IRT += [
+    *(_run_item(t) for t in range(5)),
+    ("{}% missing marginal log-likelihood {} (Gauss–Hermite, at the item estimates) ELBO {} abilities: mean {}, "
+     "sd of means {}, mean posterior sd {}",
+     ["irt_lsat.2pl.missing_fraction*100", "irt_lsat.2pl.marginal_log_likelihood", "irt_lsat.2pl.elbo",
+      "irt_lsat.2pl.abilities.mean", "irt_lsat.2pl.abilities.sd_of_means", "irt_lsat.2pl.abilities.mean_posterior_sd"]),
+    ("($\\mu = {}$) reaches a marginal log-likelihood of {}, against {} for `--model 1pl` and {} for `--model 2pl`",
+     ["irt_lsat.lecture.mu", "irt_lsat.lecture.marginal_log_likelihood", "irt_lsat.1pl.marginal_log_likelihood",
+      "irt_lsat.2pl.marginal_log_likelihood"]),
+    ("item proportions {}, {}, {}, {}, {})", [f"irt_lsat.2pl.item_table.{t}.proportion_correct" for t in range(5)]),
+    ("(item 1: sd {} vs se {})", ["irt_lsat.2pl.item_table.0.difficulty_sd", "exam_irt.difficulty.mml_se.0"]),
     ("Tolerances reached (all within {<} standard errors of MML): 2PL difficulties within {}, discriminations "
      "within {}, log-likelihood within {} nats ({} vs {})",
      ["exam_irt.max_z", "exam_irt.max_gap.difficulty", "exam_irt.max_gap.discrimination",
@@ -274,16 +294,15 @@ UNCHECKED: dict[str, list[tuple[str, str, str]]] = {
     "bad-input.md": [("| Bad input | Example | Message", "", "inputs and the exact messages they get; each row is a "
                                                             "test in tests/test_bad_input.py")],
     "irt.md": [
-        ("On LSAT, `pyro-vae irt --data lsat --model lecture`", "for `--model 2pl`.",
-         f"`pyro-vae irt --data lsat --model lecture|1pl|2pl`: {NOT_RECORDED}"),
-        ("$ pyro-vae irt --data lsat --out runs/irt-lsat", "item table → runs/irt-lsat/irt.json",
-         f"the output of `pyro-vae irt --data lsat`: {NOT_RECORDED}"),
+        ("done in ", "final loss per student", "the wall time of that run (the machine's), and its last training "
+                                                 "loss (in its metrics.jsonl, which is not kept)"),
+        ("final loss per student", " item ", "its last training loss (in its metrics.jsonl, which is not kept)"),
         ("(ltm: $b_1 = -3.360$", "log-likelihood $-2466.653$)", "the published MML fit (R package ltm), quoted"),
         ("the test (`tests/test_irt.py`, 300 epochs) asserts", "measures 0.006 and 0.006.",
          "thresholds of tests/test_irt.py and what one run of it measured; the test asserts the thresholds"),
         ("Tests also check, on synthetic 2PL data", "within 0.05 of the exact posterior (quadrature)",
          "thresholds of tests/test_irt.py and what one run of it measured; the test asserts the thresholds"),
-        ("`.venv/bin/python benchmarks/irt_fit.py --reference`", "(item 1: sd 0.13 vs se 0.87)",
+        ("`.venv/bin/python benchmarks/irt_fit.py --reference`", "LSAT, where 5 items leave each ability very uncertain",
          f"benchmarks/irt_fit.py --reference and what it shows: {NOT_RECORDED}"),
     ],
     "objectives.md": [
