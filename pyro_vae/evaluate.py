@@ -26,6 +26,7 @@ from pyro.poutine.util import prune_subsample_sites
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale, lean_traces
 from pyro_vae.objectives import kl_per_dim
+from pyro_vae.settings import Training
 
 # a Pyro model or guide: an nn.Module (forward is the program) or a plain function of the batch
 Program = Callable[..., Any]
@@ -61,7 +62,7 @@ def _batches(data, batch_size):
 
 
 @torch.no_grad()
-def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000) -> dict:
+def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = Training.eval_batch_size) -> dict:
     """Per-example ``elbo``, ``reconstruction`` (E_q log p(x|z)) and ``kl`` (E_q log q/p), one draw of z.
 
     Global sites (outside the ``"data"`` plate) are counted once for the whole data set, as in the
@@ -110,7 +111,7 @@ def generate(model: Program, x_like: torch.Tensor, observed: str = "x") -> torch
 
 
 @torch.no_grad()
-def reconstruction_mse(model: Program, guide: Program, data: torch.Tensor, batch_size: int = 1000) -> float:
+def reconstruction_mse(model: Program, guide: Program, data: torch.Tensor, batch_size: int = Training.eval_batch_size) -> float:
     """Mean squared error per example, ‖x − E[x | μ(x)]‖², summed over dimensions."""
     total = None
     for (x,), n in _batches(data, batch_size):
@@ -257,7 +258,7 @@ def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000,
+def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = Training.eval_batch_size,
                      latent: str = "z") -> list[float]:
     """KL_j = mean over x of KL(q(z_j|x) ‖ p(z_j)) for each dimension j of site ``latent``, in nats.
 

@@ -113,7 +113,7 @@ class Run:
         """What the run was trained on (names, shapes, sizes), from its config."""
         return {}
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """Test-set measures of the run, as a dict of numbers."""
         raise self.not_applicable("evaluate")
@@ -169,30 +169,6 @@ def build(config: dict, dataset: Dataset | None = None) -> tuple[Program, Progra
 def read_config(path: str | Path) -> dict:
     """A run folder's config.json as a dict; a missing or damaged one is a one-line UserError."""
     return RunFolder(path).config()
-
-
-def command_settings(defaults: dict, given: dict, out: str | Path, resume: bool,
-                     free: tuple[str, ...] = ("epochs",)) -> dict:
-    """A command's settings: the ``given`` ones (None: not given) over ``defaults``; on ``resume``, the run
-    in ``out``'s saved config instead, of which only the ``free`` settings may change."""
-    if resume:
-        return resumed(read_config(out), given, free)
-    return {**defaults, **{key: value for key, value in given.items() if value is not None}}
-
-
-def resumed(saved: dict, given: dict, free: tuple[str, ...] = ("epochs",)) -> dict:
-    """The settings of a resumed run: its saved config, with the ``free`` settings (e.g. epochs) replaced by
-    the ones ``given`` (None: not given); any other given setting that differs from the saved one is an error."""
-    config = dict(saved)
-    for key, value in given.items():
-        if value is None:
-            continue
-        if key in free:
-            config[key] = value
-        elif key in saved and saved[key] != value:
-            raise UserError(f"--resume: the run was trained with {key}={saved[key]!r}, not {value!r}; "
-                            "drop the flag or start a new --out")
-    return config
 
 
 def load(path: str | Path) -> Run:
@@ -257,7 +233,7 @@ class ImageRun(Run):
 
     sample = generate
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """Test-set ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) per example and its parts, the reconstruction
         error, the KL per latent dimension and, with ``num_samples`` K, the importance-sampled
@@ -311,7 +287,7 @@ class AutoencoderRun(ImageRun):
 
     sample = generate
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """Test-set reconstruction term E log p(x | z = e(x)) per example (the ELBO, as the prior is masked
         out) and the reconstruction error ‖x − d(e(x))‖²; no importance sampling (q is a point mass)."""
@@ -422,7 +398,7 @@ class ProgramRun(ImageRun):
 
     sample = generate
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """As for a VAE run; with ``--index`` on the training rows (the test rows have no local parameters)."""
         if not self.config.get("index"):

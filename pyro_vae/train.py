@@ -470,7 +470,7 @@ def _global_batches(perm: torch.Tensor, batch_size: int, world: int) -> list[tor
 def _check_batch_size(settings: Training, n: int, world: int) -> None:
     if settings.batch_size > n:
         raise UserError(f"--batch-size {settings.batch_size} is larger than the {n} training examples: "
-                        f"use --batch-size {min(n, 128)} or less")
+                        f"use --batch-size {n} or less")
     if settings.batch_size < world:
         raise UserError(f"--batch-size {settings.batch_size} is smaller than the {world} processes: each rank "
                         f"needs at least one example per step; use --batch-size {world} or more")
