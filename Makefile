@@ -41,5 +41,5 @@ clean:
 
 .PHONY: student
 # Student editions of every notebook: the cells tagged `solution` taken out (notebooks/student/, not committed).
-student:
-	$(PYTHON) notebooks/student.py
+student: $(STAMP)
+	$(PY) notebooks/student.py
