@@ -41,19 +41,19 @@ _WRAPPERS = (torch.distributions.Independent, ExpandedDistribution, MaskedDistri
 
 
 def _sample_traces(model, guide, *batch):
-    """(guide trace, model trace): one joint draw z ~ q, then the model replayed at it."""
+    """(model trace, guide trace): one joint draw z ~ q, then the model replayed at it."""
     model_trace, guide_trace = lean_traces(model, guide, *batch)
     # a plate's own subsample site is no part of p or q (Pyro's ELBOs drop it too); it also lives on the
     # default device, not the data's
-    return prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
+    return prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
 
 
 def traces(model: Program, guide: Program, *batch: torch.Tensor) -> tuple[poutine.Trace, poutine.Trace]:
-    """(guide trace, model trace) with log-probabilities computed: one joint draw z ~ q, then p(x, z)."""
-    guide_trace, model_trace = _sample_traces(model, guide, *batch)
+    """(model trace, guide trace) with log-probabilities computed: one joint draw z ~ q, then p(x, z)."""
+    model_trace, guide_trace = _sample_traces(model, guide, *batch)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
-    return guide_trace, model_trace
+    return model_trace, guide_trace
 
 
 def _scored_sites(trace):
@@ -172,7 +172,7 @@ def program_sites(model: Program, guide: Program, *batch: torch.Tensor, plate: s
     """The roles of the program's sites (:class:`Sites`), from one draw on ``batch``, scored (so that programs
     that can't score these rows fail here, with :func:`failed_on`'s line)."""
     try:
-        guide_trace, model_trace = traces(model, guide, *batch)
+        model_trace, guide_trace = traces(model, guide, *batch)
     except PROGRAM_ERRORS as error:
         raise failed_on(error, batch[0].shape[0]) from None
     return roles(model_trace, guide_trace, batch[0], plate)
@@ -204,7 +204,7 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
         rows = batch[0].shape[0]
         try:
             with DataScale(n, rows, plate):
-                guide_trace, model_trace = traces(model, guide, *batch)
+                model_trace, guide_trace = traces(model, guide, *batch)
         except PROGRAM_ERRORS as error:
             if found is None and rows < n and not isinstance(error, torch.OutOfMemoryError):
                 # e.g. a plate or parameters per training row: all rows in one batch may work
@@ -426,7 +426,7 @@ def _plate_layout(model, guide, batch, plate: str) -> tuple[int, int, list[str]]
     """(max plate nesting, dim of ``plate``, observed sites whose distribution validates its values), from
     one trace run under the caller's validation setting; every sample site must be in ``plate``, drawn by the guide."""
     dims, data_dims, checked = [], set(), []
-    guide_trace, model_trace = _sample_traces(model, guide, *batch)
+    model_trace, guide_trace = _sample_traces(model, guide, *batch)
     why = roles(model_trace, guide_trace, batch[0], plate).why_no_proposal()
     if why:
         raise UserError(f"log_likelihood does not apply to this program: {why}")
@@ -487,7 +487,7 @@ def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequen
     """
     total = None
     for batch, n in _batches(data, batch_size):
-        guide_trace, model_trace = traces(model, guide, *batch)
+        model_trace, guide_trace = traces(model, guide, *batch)
         if latent is None:
             inside = roles(model_trace, guide_trace, batch[0], plate).latent
             if len(inside) != 1:
