@@ -31,7 +31,6 @@ from pyro_vae.errors import UserError
 from pyro_vae.settings import Interval
 
 
-
 class Trainer(Protocol):
     """What a callback may read of ``pyro_vae.train.Trainer`` (declared here, so that callbacks need not import
     the trainer that imports them)."""
@@ -53,9 +52,11 @@ class Trainer(Protocol):
     evaluating: bool
     stop: bool
 
-    def save_checkpoint(self, mid_epoch: bool = False) -> None: ...
+    def save_checkpoint(self, mid_epoch: bool = False) -> None:
+        """Saves every state the trajectory depends on (all ranks call it)."""
 
-    def due(self, every: Interval, since: float, first_step: int) -> bool: ...
+    def due(self, every: Interval, since: float, first_step: int) -> bool:
+        """Whether the epoch just ended is one to act on, every ``every``."""
 
 
 class Callback:
