@@ -61,7 +61,8 @@ def _scored_sites(trace):
 
 
 def _as_tuple(data) -> tuple:
-    return (data,) if isinstance(data, torch.Tensor) else tuple(data)
+    """One array of rows (a tensor, or rows read from a file) or several, as a tuple."""
+    return tuple(data) if isinstance(data, (tuple, list)) else (data,)
 
 
 def _batches(data, batch_size):
@@ -220,7 +221,7 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
                 value = site["log_prob_sum"] * (rows / n)
                 into[site["name"]] = value + into[site["name"]] if site["name"] in into else value
     groups = _latent_groups(guide_trace, [k for k in log_p if k not in found.observed])
-    zero = data[0].new_zeros((), dtype=torch.float64)
+    zero = batch[0].new_zeros((), dtype=torch.float64)
     terms = [sum((log_p[k] for k in found.observed if k in log_p), zero)]
     terms += [sum((log_q.get(k, zero) - log_p.get(k, zero) for k in names), zero) for names in groups.values()]
     values = (torch.stack([t.double() for t in terms]).cpu() / n).tolist()  # one host sync
