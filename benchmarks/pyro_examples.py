@@ -1,0 +1,347 @@
+"""Pyro's own examples as the acceptance suite: each program through ``fit``, the CLI, ``evaluate``,
+``pyro_vae.load`` and ``--resume``, against Pyro's own ``SVI`` loop on the same data, steps and seed.
+
+    python benchmarks/pyro_examples.py [--programs coin,gmm] [--scale 0.1] [--json FILE] [--markdown]
+
+The programs are in benchmarks/pyro_examples/ (one file each: the model and guide, ``data()``,
+``make(rows)``, ``reference(rows, steps, seed)`` running Pyro's loop, and where one exists the exact
+answer). For each program the columns of the table are
+
+    fit       ``pyro_vae.fit`` with the program's own ``pyro.optim`` optimizer and ELBO: its −ELBO per
+              example within the program's tolerance of Pyro's loop (and the fitted quantity within its
+              tolerance of the exact answer, where there is one)
+    CLI       ``pyro-vae train --program FILE.py:NAME`` exits 0, and the mean training loss of its last
+              10% of steps is within the tolerance of the same mean of Pyro's loop on the CLI's training rows
+    evaluate  ``pyro-vae evaluate RUN`` exits 0, and its test ELBO is the loaded run's own estimate on the
+              test rows (within the tolerance)
+    load      ``pyro_vae.load(RUN)``'s model and guide give Pyro's −ELBO on the training rows
+    resume    half the epochs, then ``--resume`` to all of them: the same metrics as the straight run
+    loss vs Pyro  the two −ELBO per example, and their difference
+    time vs Pyro  wall time of ``fit`` / wall time of Pyro's loop, run side by side in this process
+
+A −ELBO per example is estimated afresh on the final parameters with ``PARTICLES`` draws (the same
+seed for both), so that the comparison does not rest on the noisy last step. A program's tolerance
+(nats per example) is stated in its file; ``--seeds`` also prints how far Pyro's loop moves between
+two seeds, the spread the tolerance has to cover. ``--scale`` shrinks every program's steps (the test
+suite runs the same checks with few steps). ``--json`` writes every number (docs/programs.md shows
+them; tests/test_pyro_examples.py ties the page to the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pyro
+
+FOLDER = Path(__file__).resolve().parent / "pyro_examples"
+ROOT = FOLDER.parents[1]
+JSON = ROOT / "docs" / "figures" / "pyro_examples.json"
+PARTICLES = 100
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the table: a program file, the NAME ``--program`` is given, and its data set's options."""
+
+    row: str
+    file: str
+    name: str | None = None  # default: the file's PROGRAM
+    data: dict = field(default_factory=dict)
+
+    @property
+    def module(self):
+        if str(FOLDER) not in sys.path:
+            sys.path.insert(0, str(FOLDER))  # as `python FILE.py` would: the programs import their helpers
+        return importlib.import_module(self.file)
+
+    @property
+    def program(self) -> str:
+        return f"{FOLDER / (self.file + '.py')}:{self.name or self.module.PROGRAM}"
+
+    def rows(self) -> tuple[torch.Tensor, ...]:
+        return self.module.data(**self.data)
+
+
+CASES = [Case("VAE (examples/vae/vae.py)", "vae"),
+         Case("semi-supervised VAE, unlabelled (ss_vae_M2.py)", "ss_vae"),
+         Case("semi-supervised VAE, labelled (ss_vae_M2.py)", "ss_vae", "labelled", {"labels": True}),
+         Case("coin (SVI part I)", "coin"),
+         Case("Bayesian regression, AutoDiagonalNormal", "regression"),
+         Case("Gaussian mixture, AutoDelta + enumeration", "gmm"),
+         Case("ProdLDA", "prodlda"),
+         Case("sparse gamma DEF, per-row guide (sparse_gamma_def.py)", "sparse_gamma"),
+         Case("HMM model_1, pyro.markov (hmm.py)", "hmm")]
+CASE = {c.file if c.name is None else f"{c.file}:{c.name}": c for c in CASES}
+
+
+# ---- one program, trained by Pyro's loop and by fit ------------------------------------------------------
+
+def batches_per_epoch(module, n: int) -> int:
+    return math.ceil(n / (module.BATCH_SIZE or n))
+
+
+def epochs(module, n: int, scale: float = 1.0) -> int:
+    """Whole epochs closest to the program's STEPS × ``scale`` (the trainer counts epochs, Pyro's loop steps)."""
+    return max(1, round(module.STEPS * scale / batches_per_epoch(module, n)))
+
+
+def neg_elbo(module, model, guide, rows, particles: int = PARTICLES, seed: int = 0) -> float:
+    """−ELBO per example, the program's own ELBO averaged over ``particles`` draws on all ``rows``."""
+    pyro.set_rng_seed(seed)
+    objective = module.loss()
+    with torch.no_grad():
+        total = sum(objective.loss(model, guide, *rows) for _ in range(particles))
+    return total / particles / rows[0].shape[0]
+
+
+def pyro_loop(module, rows, steps: int, seed: int = 0) -> dict:
+    """Pyro's own SVI loop (the program's ``reference``): its time, losses, final −ELBO and fitted quantity."""
+    started = time.perf_counter()
+    model, guide, losses = module.reference(rows, steps, seed)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "last_losses": _tail_mean(losses), "neg_elbo": neg_elbo(module, model, guide, rows),
+            **({"fitted": module.fitted(model, guide)} if hasattr(module, "fitted") else {})}
+
+
+def fit_program(module, rows, steps: int, seed: int = 0, **options) -> dict:
+    """``pyro_vae.fit`` on the same rows, steps and seed, with the program's ``pyro.optim`` optimizer and ELBO."""
+    from pyro_vae import fit
+
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    model, guide = module.make(rows)
+    n = rows[0].shape[0]
+    started = time.perf_counter()
+    history = fit(model, guide, rows, objective=module.loss(), optimizer=module.optimizer(),
+                  epochs=steps // batches_per_epoch(module, n), batch_size=module.BATCH_SIZE or n, seed=seed,
+                  plate=module.PLATE, device="cpu", quiet=True,
+                  callbacks=module.callbacks() if hasattr(module, "callbacks") else (), **options)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "epochs": len(history), "neg_elbo": neg_elbo(module, model, guide, rows),
+            **({"fitted": module.fitted(model, guide)} if hasattr(module, "fitted") else {})}
+
+
+def _tail_mean(values: list[float]) -> float:
+    """Mean of the last 10% of a loss curve (at least one value)."""
+    return float(np.mean(values[-max(1, len(values) // 10):]))
+
+
+def close(a: float, b: float, tolerance: float) -> bool:
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= tolerance
+
+
+def answer_ok(module, rows, fitted: dict | None) -> bool | None:
+    """The fitted quantity against the exact answer on ``rows``; None where the program has none."""
+    if not hasattr(module, "answer") or fitted is None:
+        return None
+    exact = module.answer(rows)
+    return all(abs(fitted[k] - exact[k]) <= module.ANSWER_TOLERANCE[k] for k in exact)
+
+
+# ---- the command line ---------------------------------------------------------------------------------
+
+def write_data(rows: tuple[torch.Tensor, ...], folder: Path) -> Path:
+    """One array: a .npy; several: a .npz with them in order (x, y, ...). Counts are saved as integers."""
+    arrays = [t.numpy().astype(np.int64) if bool((t == t.round()).all() and t.max() > 1) else t.numpy()
+              for t in rows]
+    if len(arrays) == 1:
+        path = folder / "rows.npy"
+        np.save(path, arrays[0])
+    else:
+        path = folder / "rows.npz"
+        np.savez(path, **dict(zip("xyzuvw", arrays)))
+    return path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """``pyro-vae ARGS`` in a fresh process (single-threaded, as the rest of this run)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+    return subprocess.run([sys.executable, "-m", "pyro_vae.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT)
+
+
+def train_command(case: Case, data: Path, out: Path, epochs_: int, seed: int = 0, resume: bool = False) -> list[str]:
+    module = case.module
+    n_flag = ["--batch-size", str(module.BATCH_SIZE)] if module.BATCH_SIZE else []
+    return ["train", "--program", case.program, "--dataset", str(data), "--epochs", str(epochs_),
+            "--seed", str(seed), "--plate", module.PLATE, "--out", str(out), "--quiet", "--no-figures",
+            *module.CLI, *n_flag, *(["--resume"] if resume else [])]
+
+
+def full_batch(case: Case, command: list[str], n: int) -> list[str]:
+    """A full-batch program's --batch-size is the CLI's training rows, known once the data is split."""
+    return command if case.module.BATCH_SIZE else [*command, "--batch-size", str(n)]
+
+
+def error_line(done: subprocess.CompletedProcess) -> str:
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit {done.returncode}"
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def cli_checks(case: Case, scale: float = 1.0, seed: int = 0, folder: Path | None = None) -> dict:
+    """train, evaluate, load and resume from the command line, each against Pyro's loop on the CLI's rows."""
+    from pyro_vae import data as datasets
+    from pyro_vae import runs
+
+    module = case.module
+    own = tempfile.TemporaryDirectory() if folder is None else None
+    folder = Path(own.name) if own else folder
+    try:
+        path = write_data(case.rows(), folder)
+        train_rows = _cli_rows(datasets.load(str(path)))
+        n = train_rows[0].shape[0]
+        epochs_ = epochs(module, n, scale)
+        steps = epochs_ * batches_per_epoch(module, n)
+        result: dict = {"epochs": epochs_, "steps": steps}
+        out = folder / "run"
+        started = time.perf_counter()
+        done = cli(*full_batch(case, train_command(case, path, out, epochs_, seed), n))
+        result["cli_seconds"] = time.perf_counter() - started
+        if done.returncode != 0:
+            return {**result, "cli": False, "cli_error": error_line(done)}
+        reference = pyro_loop(module, train_rows, steps, seed)
+        history = metrics(out)
+        result["cli_last_losses"] = _tail_mean([m["train_loss"] for m in history])
+        result["pyro_last_losses"] = reference["last_losses"]
+        result["cli"] = close(result["cli_last_losses"], reference["last_losses"], module.TOLERANCE)
+
+        try:
+            run = runs.load(out)
+            loaded = neg_elbo(module, run.model, run.guide, train_rows)
+            result.update(load_neg_elbo=loaded, pyro_neg_elbo=reference["neg_elbo"],
+                          load=close(loaded, reference["neg_elbo"], module.TOLERANCE))
+        except Exception as error:  # noqa: BLE001 (the table says what went wrong)
+            run = None
+            result.update(load=False, load_error=f"{type(error).__name__}: {error}")
+
+        done = cli("evaluate", str(out))
+        if done.returncode != 0:
+            result.update(evaluate=False, evaluate_error=error_line(done))
+        else:
+            report = json.loads(done.stdout)
+            result["evaluate_report"] = {k: v for k, v in report.items() if isinstance(v, (int, float))}
+            result["evaluate"] = _evaluate_agrees(module, run, report)
+
+        half = folder / "half"
+        first = cli(*full_batch(case, train_command(case, path, half, max(1, epochs_ // 2), seed), n))
+        second = cli(*full_batch(case, train_command(case, path, half, epochs_, seed, resume=True), n)) \
+            if first.returncode == 0 else first
+        if second.returncode != 0:
+            result.update(resume=False, resume_error=error_line(second))
+        else:
+            straight, resumed = [m["train_loss"] for m in history], [m["train_loss"] for m in metrics(half)]
+            result["resume"] = len(straight) == len(resumed) and np.allclose(straight, resumed, rtol=1e-5, atol=1e-6)
+        return result
+    finally:
+        if own:
+            own.cleanup()
+
+
+def _cli_rows(dataset) -> tuple[torch.Tensor, ...]:
+    train = dataset.train
+    return tuple(train) if isinstance(train, (tuple, list)) else (train,)
+
+
+def _evaluate_agrees(module, run, report: dict) -> bool:
+    """The evaluate command's test ELBO is −(the loaded run's −ELBO estimate on the test rows)."""
+    elbo = report.get("test_elbo", report.get("train_elbo"))
+    if run is None or not isinstance(elbo, (int, float)):
+        return False
+    dataset = run.dataset()
+    rows = _cli_rows(dataset) if "test_elbo" not in report else \
+        (tuple(dataset.test) if isinstance(dataset.test, (tuple, list)) else (dataset.test,))
+    return close(-elbo, neg_elbo(module, run.model, run.guide, rows), module.TOLERANCE)
+
+
+# ---- the table ------------------------------------------------------------------------------------------
+
+def measure(case: Case, scale: float = 1.0, seed: int = 0, seeds: bool = False, with_cli: bool = True) -> dict:
+    """Every column of ``case``'s row."""
+    module = case.module
+    rows = case.rows()
+    n = rows[0].shape[0]
+    steps = epochs(module, n, scale) * batches_per_epoch(module, n)
+    ours = fit_program(module, rows, steps, seed)
+    theirs = pyro_loop(module, rows, steps, seed)
+    result = {"steps": steps, "rows": n, "tolerance": module.TOLERANCE,
+              "fit_neg_elbo": ours["neg_elbo"], "pyro_neg_elbo": theirs["neg_elbo"],
+              "difference": ours["neg_elbo"] - theirs["neg_elbo"],
+              "fit_seconds": ours["seconds"], "pyro_seconds": theirs["seconds"],
+              "time_ratio": ours["seconds"] / theirs["seconds"]}
+    result["loss"] = close(ours["neg_elbo"], theirs["neg_elbo"], module.TOLERANCE)
+    exact = answer_ok(module, rows, ours.get("fitted"))
+    if exact is not None:
+        result.update(answer=module.answer(rows), fit_answer=ours["fitted"], pyro_answer=theirs["fitted"],
+                      answer_ok=exact, pyro_answer_ok=answer_ok(module, rows, theirs["fitted"]))
+    result["fit"] = result["loss"] and exact is not False
+    if seeds:
+        result["pyro_seed_spread"] = abs(pyro_loop(module, rows, steps, seed + 1)["neg_elbo"] - theirs["neg_elbo"])
+    if with_cli:
+        result.update(cli_checks(case, scale, seed))
+    return result
+
+
+def mark(value) -> str:
+    return "✓" if value else "✗" if value is not None else "–"
+
+
+def table(results: dict) -> str:
+    from _common import table as markdown
+
+    rows = []
+    for case in CASES:
+        r = results.get(case.row)
+        if r is None:
+            continue
+        rows.append([case.row, r["steps"], mark(r.get("fit")), mark(r.get("cli")), mark(r.get("evaluate")),
+                     mark(r.get("load")), mark(r.get("resume")),
+                     f"{r['fit_neg_elbo']:.3f} / {r['pyro_neg_elbo']:.3f} (±{r['tolerance']})",
+                     f"{r['time_ratio']:.2f}×"])
+    return markdown(["program", "steps", "fit", "CLI", "evaluate", "load", "resume",
+                     "−ELBO/example: fit / Pyro (tolerance)", "time vs Pyro"], rows)
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import log, set_threads
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--programs", default=",".join(CASE), help=f"comma-separated, of: {', '.join(CASE)}")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every program's steps by this")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", action="store_true", help="also run Pyro's loop with seed + 1 (the spread)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a busy shared machine)")
+    parser.add_argument("--json", help=f"write the numbers here (the docs' are in {JSON.relative_to(ROOT)})")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    results = {}
+    for key in args.programs.split(","):
+        case = CASE[key]
+        log(f"{case.row} ...")
+        results[case.row] = measure(case, args.scale, args.seed, args.seeds)
+        log(json.dumps(results[case.row], default=str))
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "results": results},
+                                              indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()
