@@ -1,8 +1,9 @@
 """What happens around the training loop, as callbacks: evaluation, metrics.jsonl, checkpoints, progress, TensorBoard.
 
 A callback sees the :class:`~pyro_vae.train.Trainer` (model, guide, settings, run folder, epoch, step,
-history) at four moments:
+history) at five moments:
 
+    on_train_start(trainer)                  before the first step (after every check passed)
     on_step_end(trainer)                     after every optimizer step: must not read tensors back
     on_report(trainer, loss)                 ~10 times an epoch, after the NaN check; ``loss`` is the
                                              running −ELBO per example of this epoch (a float)
@@ -15,13 +16,17 @@ history) at four moments:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+import torch
 from tqdm.auto import tqdm
 
-from pyro_vae.settings import Interval
+from pyro_vae import distributed
+from pyro_vae.checkpoint import rng_state, set_rng_state
 from pyro_vae.errors import UserError
+from pyro_vae.settings import Interval
 
 if TYPE_CHECKING:
     from pyro_vae.train import Trainer
@@ -29,6 +34,9 @@ if TYPE_CHECKING:
 
 class Callback:
     """Does nothing at every moment; subclass it and override what you need."""
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Once the program, its parameters and the data passed every check, before the first step."""
 
     def on_step_end(self, trainer: Trainer) -> None:
         """After every optimizer step; reads no tensor back (that would stall a GPU every step)."""
@@ -44,25 +52,58 @@ class Callback:
 
 
 class Evaluation(Callback):
-    """ELBO parts per example on the test data and on as many training rows, after each epoch (rank 0).
+    """ELBO parts per example on the test data and on as many training rows, after the epochs that
+    ``eval_every`` picks (``trainer.evaluating``; rank 0).
 
     ``evaluator(model, guide, data, batch_size) -> dict``; its keys come back as ``train_KEY`` / ``test_KEY``.
+    With ``forked``, the evaluation draws from a copy of the random state: an evaluation timed by the clock
+    then leaves the training trajectory as it would have been without it.
     """
 
-    def __init__(self, evaluator: Callable, train_rows: tuple, test_data: tuple | None):
+    def __init__(self, evaluator: Callable, train_rows: tuple, test_data: tuple | None, batch_size: int,
+                 forked: bool = False):
         self.evaluator, self.train_rows, self.test_data = evaluator, train_rows, test_data
+        self.batch_size, self.forked = batch_size, forked
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
         """Adds ``train_*`` and ``test_*`` measures to the epoch's metrics."""
-        if trainer.rank != 0:
+        if trainer.rank != 0 or not trainer.evaluating:
             return
         for m in trainer.modules:
             m.eval()
-        size = trainer.settings.eval_batch_size
-        for prefix, rows in (("train", self.train_rows), ("test", self.test_data)):
-            if rows:
-                parts = self.evaluator(trainer.model, trainer.guide, rows, size)
-                metrics.update({f"{prefix}_{k}": v for k, v in parts.items()})
+        state = rng_state() if self.forked else None
+        try:
+            for prefix, rows in (("train", self.train_rows), ("test", self.test_data)):
+                if rows:
+                    parts = self.evaluator(trainer.model, trainer.guide, rows, self.batch_size)
+                    metrics.update({f"{prefix}_{k}": v for k, v in parts.items()})
+        finally:
+            if state is not None:
+                set_rng_state(state)
+
+
+class EveryStep(Callback):
+    """Calls ``function()`` after every optimizer step: e.g. Pyro's sparse_gamma_def ``clip_params``, which
+    clamps parameter values, as its loop does after each ``svi.step``."""
+
+    def __init__(self, function: Callable[[], None]):
+        self.function = function
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        """Calls the function."""
+        self.function()
+
+
+class Announce(Callback):
+    """Prints ``text`` once training starts (rank 0), e.g. what was done to the data; nothing with ``quiet``."""
+
+    def __init__(self, text: str, quiet: bool = False):
+        self.text, self.quiet = text, quiet
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Prints the line."""
+        if not self.quiet and trainer.rank == 0:
+            tqdm.write(self.text)
 
 
 class MetricsFile(Callback):
@@ -75,10 +116,10 @@ class MetricsFile(Callback):
 
 
 class Checkpoints(Callback):
-    """checkpoint.pt every N epochs or N steps, and after the last epoch (every rank takes part)."""
+    """checkpoint.pt every N epochs, N steps or N seconds, and after the last epoch (every rank takes part)."""
 
     def __init__(self, every: Interval):
-        self.every = every
+        self.every, self.saved_at = every, time.perf_counter()
 
     def on_step_end(self, trainer: Trainer) -> None:
         """Every N steps (``Nsteps``): a mid-epoch checkpoint."""
@@ -86,14 +127,19 @@ class Checkpoints(Callback):
             trainer.save_checkpoint(mid_epoch=True)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
-        """Every N epochs (``Nepochs``), and after the last one."""
-        last = trainer.epoch == trainer.settings.epochs
-        if trainer.run is not None and (last or self.every.unit == "epochs" and trainer.epoch % self.every.n == 0):
+        """Every N epochs or, at an epoch's end, N seconds after the last one; and after the last epoch."""
+        if trainer.run is None or self.every.unit == "steps" and trainer.epoch != trainer.settings.epochs:
+            return
+        due = trainer.due(self.every, self.saved_at, trainer.first_step)
+        if self.every.unit == "seconds":  # the ranks' clocks differ: all save if one is due
+            due = bool(distributed.all_max(torch.tensor(int(due), device=trainer.device)))
+        if due:
             trainer.save_checkpoint()
+            self.saved_at = time.perf_counter()
 
 
 class Progress(Callback):
-    """A progress bar per epoch and one line after it (rank 0; nothing with ``quiet``)."""
+    """A progress bar per epoch and one line after each evaluated epoch (rank 0; nothing with ``quiet``)."""
 
     def __init__(self, quiet: bool = False):
         self.quiet, self.bar = quiet, None
@@ -117,7 +163,7 @@ class Progress(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        if not self.quiet and trainer.rank == 0:
+        if not self.quiet and trainer.rank == 0 and trainer.evaluating:  # a line per evaluation, not per epoch
             tqdm.write(summary(metrics, trainer.settings.epochs))
 
 

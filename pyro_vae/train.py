@@ -32,11 +32,11 @@ import pyro
 
 from pyro_vae import callbacks as cb
 from pyro_vae import checkpoint as ckpt
-from pyro_vae import distributed, parameters
-from pyro_vae.elbos import Trace_ELBO  # Pyro's Trace_ELBO without a host sync per step
+from pyro_vae import distributed, optimizers, parameters
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import elbo_parts
 from pyro_vae.handlers import DataScale
+from pyro_vae.objectives import Objective, for_program
 from pyro_vae.run_folder import RunFolder
 from pyro_vae.settings import Training, interval
 
@@ -79,14 +79,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UserError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) visible")
     return device
-
-
-def default_optimizer(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
-    """Adam; its fused kernel where torch has one (CPU, CUDA): the same update in one pass over each
-    parameter instead of about ten elementwise operations (docs/benchmarks.md: the hand-written loop
-    with and without it)."""
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
 def fit(model: Callable, guide: Callable, data: Data | Dataset, *, test_data: Data | None = None,
@@ -135,7 +127,7 @@ def fit(model: Callable, guide: Callable, data: Data | Dataset, *, test_data: Da
         with warnings.catch_warnings(), pyro.validation_enabled(False):
             # Pyro warns of a NaN loss on every step; the guard below stops the run with one line instead
             warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarning)
-            trainer = Trainer(model, guide, _as_tuple(data), _as_tuple(test_data), objective or Trace_ELBO(),
+            trainer = Trainer(model, guide, _as_tuple(data), _as_tuple(test_data), objective,
                               settings, run, config, optimizer, scheduler, evaluator, transform, callbacks, quiet,
                               resuming=state is not None)
             return trainer.loop(state)
@@ -157,9 +149,10 @@ class Trainer:
                  scheduler, evaluator, transform, callbacks, quiet, resuming: bool = False):
         self.rank, self.world = distributed.rank_and_world()
         _check_data(data, settings, self.world)
-        self.model, self.guide, self.objective, self.settings, self.run = model, guide, objective, settings, run
+        self.model, self.guide, self.settings, self.run = model, guide, settings, run
         self.device = distributed.local_device(resolve_device(settings.device))
-        self.every = interval(settings.checkpoint_every)
+        self.every = interval(settings.checkpoint_every).in_epochs(settings.epochs)
+        self.eval_every = interval(settings.eval_every, "eval_every").in_epochs(settings.epochs)
         self.data = tuple(t.to(self.device) for t in data)  # once: batches are then views chosen by index
         self.test_data = tuple(t.to(self.device) for t in test_data) if test_data else None
         self.num_data = self.data[0].shape[0]
@@ -168,25 +161,61 @@ class Trainer:
             {**(config if config is not None else {"model": None}), **settings.to_dict()}
         self.transform = transform
         self.modules = parameters.owners(model, guide)
-        self.loss_module = ScaledLoss(objective(model, guide), self.num_data, settings.plate)
         self.order = torch.Generator(device=self.device)  # the data order: the same on every rank
         self.order.manual_seed(settings.seed)
         pyro.set_rng_seed(settings.seed + self.rank)  # the noise, and lazily made parameters' initial values
         if resuming:  # the checkpoint holds every pyro.param value: none may come from an earlier program
             pyro.clear_param_store()
         first = tuple(t[: min(settings.batch_size, self.num_data)] for t in self.data)
-        self.params, self.param_names = parameters.initialize(model, guide, first, self.device, self.num_data,
-                                                              settings.plate)
-        self.optimizer = optimizer(self.params) if optimizer else default_optimizer(self.params, settings.lr)
-        self.scheduler = scheduler(self.optimizer) if scheduler else None
-        self.default_lr = optimizer is None and scheduler is None
+        self.params, self.param_names, self.layout = parameters.initialize(model, guide, first, self.device,
+                                                                           self.num_data, settings.plate)
+        self.layout.check_minibatches(settings.batch_size, self.num_data)
+        self.objective = for_program(objective, self.layout.enumerated, self.layout.max_plate_nesting)
+        self._record_objective()
+        self.loss_module = ScaledLoss(self.objective(model, guide), self.num_data, settings.plate)
+        self.optimizer, self.scheduler, self.default_lr = self._optimizer(optimizer, scheduler)
         self.epoch = self.step = self.steps_in_epoch = 0
+        self.evaluating, self.last_evaluated, self.last_saved = False, time.perf_counter(), time.perf_counter()
         self.history: list[dict] = []
-        train_rows = tuple(t[: (self.test_data[0].shape[0] if self.test_data else min(self.num_data, 10_000))]
-                           for t in self.data)  # train and test ELBO parts measured on as many rows
-        self.callbacks = [*([cb.Evaluation(evaluator, train_rows, self.test_data)] if evaluator else []),
+        self.callbacks = [*([self._evaluation(evaluator)] if evaluator else []),
                           cb.MetricsFile(), cb.Checkpoints(self.every), cb.Progress(quiet),
                           *([cb.TensorBoard(settings.tensorboard)] if settings.tensorboard else []), *callbacks]
+
+    def _record_objective(self) -> None:
+        """config.json names the objective trained (``auto`` made concrete) and the plate nesting it was given."""
+        if self.config is None:
+            return
+        inner = getattr(self.objective, "elbo", self.objective)
+        if self.config.get("elbo") == "auto" and isinstance(self.objective, Objective):
+            self.config["elbo"] = self.objective.name
+        self.config["objective"] = type(inner).__name__
+        if self.layout.enumerated:
+            self.config["max_plate_nesting"] = self.layout.max_plate_nesting
+
+    def _optimizer(self, optimizer, scheduler):
+        """(optimizer, scheduler, whether the lr is the settings' own): ``fit``'s optimizer (a ``pyro.optim``
+        one or ``params -> torch optimizer``), else ``--optimizer`` with ``--lr``."""
+        from_settings = optimizer is None
+        if from_settings:
+            optimizer = optimizers.named(self.settings.optimizer, self.settings.lr,
+                                         self.settings.clip_norm if self.settings.optimizer == "clipped-adam" else None)
+        if isinstance(scheduler, pyro.optim.PyroOptim):
+            raise UserError("a pyro.optim scheduler is the optimizer itself, as for pyro.infer.SVI: pass it as "
+                            "fit(optimizer=...), not scheduler=")
+        made = optimizers.make(optimizer, self.params)
+        self.clips_itself = from_settings and self.settings.optimizer == "clipped-adam"
+        return made, scheduler(made) if scheduler else None, from_settings and scheduler is None
+
+    def _evaluation(self, evaluator) -> cb.Evaluation:
+        """The per-epoch evaluation, on rows laid out as the program needs them: a program with a parameter
+        per row, or observations outside the data plate, is measured on all its rows at once (in order),
+        and one with a parameter per row has no test rows to be measured on."""
+        whole = bool(self.layout.per_row or self.layout.outside)
+        rows = self.test_data[0].shape[0] if self.test_data else min(self.num_data, 10_000)
+        train_rows = self.data if whole else tuple(t[:rows] for t in self.data)  # train and test on as many rows
+        test = None if self.layout.per_row and not self.layout.subsampled else self.test_data
+        size = max(self.num_data, rows) if whole else self.settings.eval_batch_size
+        return cb.Evaluation(evaluator, train_rows, test, size, forked=self.eval_every.unit == "seconds")
 
     # --- the loop -------------------------------------------------------------------------------
     def loop(self, state: dict | None) -> list[dict]:
@@ -198,6 +227,8 @@ class Trainer:
                 self.run.write_metrics(self.history)  # lines of epochs after the checkpoint (a killed run) go
             if self.config is not None:
                 self.run.write_config(self.config)
+        for callback in self.callbacks:
+            callback.on_train_start(self)
         try:
             for self.epoch in range(self.epoch + 1, self.settings.epochs + 1):
                 self._epoch(partial)
@@ -212,7 +243,9 @@ class Trainer:
             self.objective.set_epoch(self.epoch)  # e.g. KL warm-up schedules
         started = time.perf_counter()
         self.order_state = self.order.get_state()  # a checkpoint within this epoch redraws its permutation from here
-        perm = torch.randperm(self.num_data, generator=self.order, device=self.device)
+        # the full data in one batch keeps its rows in order, as Pyro's loop does
+        perm = torch.arange(self.num_data, device=self.device) if self.settings.batch_size >= self.num_data else \
+            torch.randperm(self.num_data, generator=self.order, device=self.device)
         # this rank's share of the summed loss, and the rows done (resuming mid-epoch: rank 0 carries the sum)
         self.carried, self.rows = self.data[0].new_zeros((), dtype=torch.float32), 0
         if partial is not None:
@@ -222,7 +255,8 @@ class Trainer:
         # a step only copies its loss (and gradient norm) here; weighting, summing and the NaN check
         # wait for the ~10 host syncs per epoch
         self.losses = self.data[0].new_zeros(len(batches), dtype=torch.float32)
-        self.norms = self.losses.new_zeros(len(batches)) if self.settings.clip_norm else None
+        clip = self.settings.clip_norm and not self.clips_itself  # global norm clipping; ClippedAdam clips each parameter
+        self.norms = self.losses.new_zeros(len(batches)) if clip else None
         self.weights = torch.tensor([idx.shape[0] / (self.world * self.num_data) for idx in batches],
                                     device=self.device)
         report_every = max(1, len(batches) // 10)
@@ -236,11 +270,13 @@ class Trainer:
                 for callback in self.callbacks:
                     callback.on_report(self, loss)
         self.check_finite()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        metrics = {"epoch": self.epoch, "step": self.step,
-                   "train_loss": float(distributed.all_sum(self.summed()) / self.num_data),
-                   "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+        train_loss = float(distributed.all_sum(self.summed()) / self.num_data)
+        self._step_schedules(train_loss)
+        metrics = {"epoch": self.epoch, "step": self.step, "train_loss": train_loss,
+                   "lr": optimizers.learning_rate(self.optimizer), "seconds": time.perf_counter() - started}
+        self.evaluating = self.due(self.eval_every, self.last_evaluated, first_step=self.first_step)
+        if self.evaluating:
+            self.last_evaluated = time.perf_counter()
         self.history.append(metrics)
         for callback in self.callbacks:
             callback.on_epoch_end(self, metrics)
@@ -256,7 +292,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients_(self.params)
-        if self.settings.clip_norm:
+        if self.norms is not None:
             self.norms[i] = nn.utils.clip_grad_norm_(self.params, self.settings.clip_norm)
         self.optimizer.step()
         self.losses[i] = loss.detach()
@@ -265,6 +301,26 @@ class Trainer:
         self.done_in_epoch = i + 1
         for callback in self.callbacks:
             callback.on_step_end(self)
+
+    def due(self, every, since: float, first_step: int) -> bool:
+        """Whether the epoch just ended is one to act on, every ``every`` (an Interval), also the last epoch;
+        ``since``: when it last acted (for seconds); ``first_step``: this epoch's first step (for steps)."""
+        if self.epoch == self.settings.epochs:
+            return True
+        if every.unit == "epochs":
+            return self.epoch % every.n == 0
+        if every.unit == "steps":  # a multiple of n steps was passed during this epoch
+            return self.step // every.n > (first_step - 1) // every.n
+        return time.perf_counter() - since >= every.n
+
+    def _step_schedules(self, loss: float) -> None:
+        """Once per epoch: ``scheduler`` (``ReduceLROnPlateau`` given the epoch's loss), or a pyro.optim scheduler's."""
+        if isinstance(self.optimizer, optimizers.PyroOptimizer):
+            self.optimizer.step_schedules(loss)
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(loss)
+        elif self.scheduler is not None:
+            self.scheduler.step()
 
     def summed(self) -> torch.Tensor:
         """This rank's share of the loss summed over the epoch so far (a tensor: no host sync)."""
@@ -313,9 +369,8 @@ class Trainer:
             ckpt.set_rng_state(rngs[self.rank])  # a different number of ranks: the extra ones keep seed + rank
         self.order.set_state(state["data_order"])
         self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["metrics"])
-        if self.default_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.settings.lr  # the default Adam's constant lr: the run's own, or a new one
+        if self.default_lr:  # the optimizer --optimizer made, with a constant lr: the run's own, or a new one
+            optimizers.set_lr(self.optimizer, self.settings.lr)
         return state["partial"]
 
     def _last_good(self) -> str:

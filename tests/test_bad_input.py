@@ -195,7 +195,7 @@ def _(d, run):
 
 @case("--checkpoint-every in unknown units")
 def _(d, run):
-    return TRAIN + ["--dataset", "digits", "--checkpoint-every", "10min", "--out", f"{d}/run"], d / "run"
+    return TRAIN + ["--dataset", "digits", "--checkpoint-every", "10weeks", "--out", f"{d}/run"], d / "run"
 
 
 @case("--device cuda on a machine without a GPU")
