@@ -64,7 +64,7 @@ def answer(rows):
 
 
 def fitted(model, guide):
-    a, b = float(pyro.param("alpha_q")), float(pyro.param("beta_q"))
+    a, b = float(pyro.param("alpha_q").detach()), float(pyro.param("beta_q").detach())
     return {"mean": a / (a + b), "sd": (a * b / ((a + b) ** 2 * (a + b + 1))) ** 0.5}
 
 
