@@ -100,8 +100,10 @@ def epochs(module, n: int, scale: float = 1.0) -> int:
     return max(1, round(module.STEPS * scale / batches_per_epoch(module, n)))
 
 
-def neg_elbo(module, model, guide, rows, particles: int = PARTICLES, seed: int = 0) -> float:
-    """−ELBO per example, the program's own ELBO averaged over ``particles`` draws on all ``rows``."""
+def neg_elbo(module, model, guide, rows, seed: int = 0) -> float:
+    """−ELBO per example, the program's own ELBO averaged over draws on all ``rows``: the program's
+    ``PARTICLES`` (1 where the ELBO has no noise: a point-mass guide, discrete sites summed out), else ours."""
+    particles = getattr(module, "PARTICLES", PARTICLES)
     pyro.set_rng_seed(seed)
     objective = module.loss()
     with torch.no_grad():
@@ -236,7 +238,7 @@ def cli_checks(case: Case, scale: float = 1.0, seed: int = 0, folder: Path | Non
         n = train_rows[0].shape[0]
         epochs_ = epochs(module, n, scale)
         steps = epochs_ * batches_per_epoch(module, n)
-        result: dict = {"epochs": epochs_, "steps": steps}
+        result: dict = {"cli_epochs": epochs_, "cli_steps": steps}
         out = folder / "run"
         started = time.perf_counter()
         done = cli(*full_batch(case, train_command(case, path, out, epochs_, seed), n))
@@ -245,14 +247,14 @@ def cli_checks(case: Case, scale: float = 1.0, seed: int = 0, folder: Path | Non
             return {**result, "cli": False, "cli_error": error_line(done)}
         reference = pyro_loop(module, train_rows, steps, seed)
         history = metrics(out)
-        result["cli_last_losses"] = _tail_mean([m["train_loss"] for m in history])
-        result["pyro_last_losses"] = reference["last_losses"]
+        result.update(cli_last_losses=_tail_mean([m["train_loss"] for m in history]),
+                      cli_pyro_last_losses=reference["last_losses"])
         result["cli"] = close(result["cli_last_losses"], reference["last_losses"], module.TOLERANCE)
 
         try:
             run = runs.load(out)
             loaded = neg_elbo(module, run.model, run.guide, train_rows)
-            result.update(load_neg_elbo=loaded, pyro_neg_elbo=reference["neg_elbo"],
+            result.update(load_neg_elbo=loaded, cli_pyro_neg_elbo=reference["neg_elbo"],
                           load=close(loaded, reference["neg_elbo"], module.TOLERANCE))
         except Exception as error:  # noqa: BLE001 (the table says what went wrong)
             run = None

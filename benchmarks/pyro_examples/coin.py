@@ -36,8 +36,8 @@ def make(rows):
     return pair
 
 
-def data(n=25, seed=0):
-    """``n`` flips of a coin with P(heads) = 0.6, as an (n, 1) array of 0/1."""
+def data(n=10, seed=0):
+    """``n`` flips (the tutorial's 10) of a coin with P(heads) = 0.6, as an (n, 1) array of 0/1."""
     g = torch.Generator().manual_seed(seed)
     return ((torch.rand(n, 1, generator=g) < 0.6).float(),)
 
@@ -68,4 +68,5 @@ def fitted(model, guide):
     return {"mean": a / (a + b), "sd": (a * b / ((a + b) ** 2 * (a + b + 1))) ** 0.5}
 
 
-ANSWER_TOLERANCE = {"mean": 0.01, "sd": 0.01}
+# q starts at Beta(15, 15), whose sd is already within 0.01 of the posterior's: the mean is the real test
+ANSWER_TOLERANCE = {"mean": 0.01, "sd": 0.005}
