@@ -98,7 +98,8 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
                         "pyro.param or pyro.module calls, or use an autoguide such as AutoNormal(model)")
     _check_guide(model_trace, guide_trace)
     module_params = {id(p) for m in modules for p in m.parameters()}
-    return params, names, sites.layout(model_trace, guide_trace, guide, plate, num_data, module_params)
+    return params, names, sites.layout(model_trace, guide_trace, guide, plate, num_data, batch[0].shape[0],
+                                       module_params)
 
 
 def _check_guide(model_trace, guide_trace) -> None:

@@ -93,10 +93,12 @@ def _more(names) -> str:
     return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
 
 
-def layout(model_trace: poutine.Trace, guide_trace: poutine.Trace, guide, plate: str, num_data: int,
+def layout(model_trace: poutine.Trace, guide_trace: poutine.Trace, guide, plate: str, num_data: int, rows: int,
            module_params: set[int]) -> Layout:
-    """The :class:`Layout` of model and guide from their traces; ``module_params``: ids of the modules' parameters
-    (network weights, which are never per row)."""
+    """The :class:`Layout` of model and guide from their traces on a first batch of ``rows`` rows; ``module_params``:
+    ids of the modules' parameters (network weights, which are never per row). A ``pyro.param`` of leading size N,
+    or of the first batch's size when that is smaller (``torch.zeros(x.shape[0])`` made on a minibatch), is taken
+    for one value per row."""
     from pyro.infer.autoguide import AutoGuide
 
     sites = sample_sites(model_trace, guide_trace)
@@ -106,10 +108,10 @@ def layout(model_trace: poutine.Trace, guide_trace: poutine.Trace, guide, plate:
     per_row = [f"pyro.param {name!r}" for trace in (model_trace, guide_trace) for name, s in trace.nodes.items()
                if s["type"] == "param" and "$$$" not in name and name in store
                and id(store.get_param(name).unconstrained()) not in module_params
-               and s["value"].dim() > 0 and s["value"].shape[0] == num_data > 1]
+               and s["value"].dim() > 0 and s["value"].shape[0] in {num_data, rows} and num_data > 1]
     if isinstance(guide, AutoGuide):  # its local latents' parameters have one row per row of the first batch
         per_row += [f"the autoguide's latent site {s['name']!r}" for s in sample_sites(guide_trace)
-                    if not s["is_observed"] and in_plate(s, plate)]
+                    if not s["is_observed"] and not s["infer"].get("is_auxiliary") and in_plate(s, plate)]
     plates = tuple(dict.fromkeys(f.name for s in sites for f in s["cond_indep_stack"]))
     return Layout(plate, tuple(enumerated(model_trace, guide_trace)), max_plate_nesting(model_trace, guide_trace),
                   outside, tuple(dict.fromkeys(per_row)), any(subsampled(s, plate) for s in sites), plates)
