@@ -15,6 +15,7 @@ from torch.distributions import constraints
 
 PROGRAM, STEPS, BATCH_SIZE, PLATE, TOLERANCE = "pair", 2000, None, "data", 0.01
 CLI = ["--optimizer", "adam", "--lr", "0.0005"]
+PARTICLES = 200  # a global latent: its noise is shared by every row, so draws are what averages it
 
 
 def model(data):

@@ -17,6 +17,7 @@ from torch import nn
 
 PROGRAM, STEPS, BATCH_SIZE, PLATE, TOLERANCE = "build", 2000, None, "data", 0.02
 CLI = ["--optimizer", "adam", "--lr", "0.03"]
+PARTICLES = 200  # a global latent: its noise is shared by every row, so draws are what averages it
 
 
 class BayesianRegression(PyroModule):

@@ -3,7 +3,9 @@
 Each program in this folder is the project's own version of one of Pyro's examples or tutorials. Its
 ``reference(rows, steps, seed)`` trains it as Pyro's examples do, through :func:`svi_loop`:
 ``pyro.clear_param_store()``, ``pyro.set_rng_seed(seed)``, a fresh program, then
-``pyro.infer.SVI(model, guide, optim, loss).step(*batch)`` ``steps`` times. With a batch size the rows
+``pyro.infer.SVI(model, guide, optim, loss).step(*batch)`` ``steps`` times. The seed is set once more
+after the program is built, where ``fit`` and ``pyro-vae train`` set it, so that the first random
+draws (an autoguide's starting point, a lazily made ``pyro.param``) are the same in both. With a batch size the rows
 are shuffled every epoch (Pyro's examples use a ``DataLoader(shuffle=True)``) and each step's loss is
 the batch's own, unscaled, as ``pyro.plate("data", x.shape[0])`` gives it.
 
@@ -31,8 +33,9 @@ def svi_loop(make: Callable, rows: tuple, optim, loss, steps: int, seed: int = 0
     runs after each step (sparse_gamma_def's ``clip_params``).
     """
     pyro.clear_param_store()
-    pyro.set_rng_seed(seed)
+    pyro.set_rng_seed(seed)  # the networks' initial weights
     model, guide = make()
+    pyro.set_rng_seed(seed)  # the first step's draws: parameters made on the first call start where fit's start
     svi = SVI(model, guide, optim, loss)
     n = rows[0].shape[0]
     losses: list[float] = []
