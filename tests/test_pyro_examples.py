@@ -26,8 +26,16 @@ SCALE = {"vae": 0.07, "ss_vae": 0.2, "ss_vae:labelled": 0.2, "coin": 0.01, "regr
 SLOW = {"ss_vae", "ss_vae:labelled", "hmm", "vae"}  # enumeration over 10 labels, or a Python loop of HMM steps
 
 # (program, check) → why it fails on main today; each is a known gap, reported to the lead
-KNOWN = {}
-CHECKS = ("fit", "cli", "evaluate", "load", "resume")
+NPZ_Y = ("a .npz whose array y is not class labels (float targets, one-hot rows) is refused as 'labels must be one "
+         "whole number per example' even with --arrays x,y")
+FLAT = "the CLI flattens an (N, T, D) array to (N, T·D) rows, so model_1(sequences) cannot unpack T and D"
+SITES = "evaluate assumes sites named z and x (KeyError: 'z'); branch eval19 evaluates any program"
+PER_ROW = "a run with per-row pyro.param is rebuilt on 2 rows, so its checkpoint's (N, ...) values do not fit; eval19"
+KNOWN = {**{(key, check): NPZ_Y for key in ("regression", "ss_vae:labelled")
+            for check in ("cli", "evaluate", "load", "resume")},
+         **{("hmm", check): FLAT for check in ("cli", "evaluate", "load", "resume")},
+         **{(key, "evaluate"): SITES for key in ("vae", "coin", "gmm", "prodlda")},
+         ("sparse_gamma", "evaluate"): PER_ROW, ("sparse_gamma", "load"): PER_ROW}
 
 
 def params(check: str):
@@ -104,7 +112,9 @@ def test_the_docs_table_is_the_benchmarks_output():
     ``python benchmarks/pyro_examples.py --json docs/figures/pyro_examples.json`` wrote."""
     saved = json.loads(suite.JSON.read_text())["results"]
     assert all(r["command"].startswith("python benchmarks/pyro_examples.py") for r in saved.values())
-    assert suite.table(saved) in DOC.read_text()
+    page = DOC.read_text()
+    assert suite.table(saved) in page
+    assert suite.notes(saved) in page  # each ✗ with the line it failed with
 
 
 def test_the_saved_numbers_agree_with_their_marks():
