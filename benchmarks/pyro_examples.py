@@ -264,7 +264,7 @@ def cli_checks(case: Case, reference: dict, scale: float = 1.0, seed: int = 0, f
         else:
             report = json.loads(done.stdout)
             result["evaluate_report"] = {k: v for k, v in report.items() if isinstance(v, (int, float))}
-            result["evaluate"] = _evaluate_agrees(module, run, rows, report)
+            result["evaluate"] = _evaluate_agrees(module, run, report)
 
         half = folder / "half"
         first = cli(*train_command(case, path, half, max(1, epochs_ // 2), seed))
@@ -274,19 +274,26 @@ def cli_checks(case: Case, reference: dict, scale: float = 1.0, seed: int = 0, f
         else:
             straight, resumed = [m["train_loss"] for m in history], [m["train_loss"] for m in metrics(half)]
             result["resume"] = len(straight) == len(resumed) and np.allclose(straight, resumed, rtol=1e-5, atol=1e-6)
+            if not result["resume"]:
+                differ = [i for i, (a, b) in enumerate(zip(straight, resumed), 1) if not np.isclose(a, b, 1e-5, 1e-6)]
+                result["resume_error"] = (f"{len(resumed)} epochs after --resume, {len(straight)} straight" if not differ
+                                          else f"the training loss differs from the straight run's from epoch {differ[0]}"
+                                          f" on (resumed at {max(1, epochs_ // 2)})")
         return result
     finally:
         if own:
             own.cleanup()
 
 
-def _evaluate_agrees(module, run, rows, report: dict) -> bool:
-    """The ELBO that ``pyro-vae evaluate`` reports (of the training rows: the run has no test rows) is
-    −(the loaded run's −ELBO estimate on those rows)."""
-    elbo = report.get("train_elbo", report.get("test_elbo"))
-    if run is None or not isinstance(elbo, (int, float)):
+def _evaluate_agrees(module, run, report: dict) -> bool:
+    """The ELBO per example that ``pyro-vae evaluate`` reports is −(the loaded run's own −ELBO estimate on the
+    rows it says it measured: its test rows, or its training rows where it reports those)."""
+    key = "test_elbo" if "test_elbo" in report else "train_elbo"
+    if run is None or not isinstance(report.get(key), (int, float)):
         return False
-    return close(-elbo, neg_elbo(module, run.model, run.guide, rows), module.TOLERANCE)
+    dataset = run.dataset()
+    rows = dataset.test_rows if key == "test_elbo" else dataset.train_rows
+    return close(-report[key], neg_elbo(module, run.model, run.guide, rows), module.TOLERANCE)
 
 
 # ---- the table ------------------------------------------------------------------------------------------

@@ -88,6 +88,23 @@ def test_resume_continues_the_same_trajectory(key):
     assert r.get("resume"), r.get("resume_error") or r.get("cli_error") or "resumed metrics differ from the straight run's"
 
 
+EVAL_RNG = ("evaluation draws from the training RNG, so the automatic cadence (every ceil(epochs/100) epochs) "
+            "changes with --epochs and a resumed run leaves the straight run's trajectory")
+
+
+@pytest.mark.xfail(reason=EVAL_RNG, strict=False)
+def test_resume_is_exact_when_the_automatic_cadence_changes(tmp_path):
+    """The coin for 120 epochs (evaluated every 2), against 60 (evaluated every epoch) resumed to 120."""
+    case = suite.CASE["coin"]
+    path = suite.write_data(case.rows(), tmp_path)
+    straight, half = tmp_path / "straight", tmp_path / "half"
+    assert suite.cli(*suite.train_command(case, path, straight, 120)).returncode == 0
+    assert suite.cli(*suite.train_command(case, path, half, 60)).returncode == 0
+    assert suite.cli(*suite.train_command(case, path, half, 120, resume=True)).returncode == 0
+    assert [m["train_loss"] for m in suite.metrics(half)] == pytest.approx(
+        [m["train_loss"] for m in suite.metrics(straight)], rel=1e-5, abs=1e-6)
+
+
 # --- the exact answers, with the full number of steps --------------------------------------------------
 
 @pytest.mark.slow
