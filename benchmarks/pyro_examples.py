@@ -36,6 +36,7 @@ import importlib
 import io
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -220,9 +221,10 @@ def train_command(case: Case, data: Path, out: Path, epochs_: int, seed: int = 0
             *(["--resume"] if resume else [])]
 
 
-def error_line(done: Done) -> str:
+def error_line(done: Done, folder: Path) -> str:
+    """The last line a failed command printed, with the temporary folder's path left out."""
     lines = (done.stderr or done.stdout).strip().splitlines()
-    return lines[-1] if lines else f"exit {done.returncode}"
+    return lines[-1].replace(f"{folder}{os.sep}", "") if lines else f"exit {done.returncode}"
 
 
 def metrics(out: Path) -> list[dict]:
@@ -244,7 +246,7 @@ def cli_checks(case: Case, reference: dict, scale: float = 1.0, seed: int = 0, f
         out = folder / "run"
         done = cli(*train_command(case, path, out, epochs_, seed))
         if done.returncode != 0:
-            return {"cli": False, "cli_error": error_line(done)}
+            return {"cli": False, "cli_error": error_line(done, folder)}
         history = metrics(out)
         ours, theirs, agree = tails_agree([m["train_loss"] for m in history], reference["losses"],
                                           batches_per_epoch(module, n), module.TOLERANCE)
@@ -256,11 +258,11 @@ def cli_checks(case: Case, reference: dict, scale: float = 1.0, seed: int = 0, f
             result["load"] = close(result["load_neg_elbo"], reference["neg_elbo"], module.TOLERANCE)
         except Exception as error:  # noqa: BLE001 (the table says what went wrong)
             run = None
-            result.update(load=False, load_error=f"{type(error).__name__}: {error}")
+            result.update(load=False, load_error=f"{type(error).__name__}: {error}".replace(f"{folder}{os.sep}", ""))
 
         done = cli("evaluate", str(out))
         if done.returncode != 0:
-            result.update(evaluate=False, evaluate_error=error_line(done))
+            result.update(evaluate=False, evaluate_error=error_line(done, folder))
         else:
             report = json.loads(done.stdout)
             result["evaluate_report"] = {k: v for k, v in report.items() if isinstance(v, (int, float))}
@@ -270,7 +272,7 @@ def cli_checks(case: Case, reference: dict, scale: float = 1.0, seed: int = 0, f
         first = cli(*train_command(case, path, half, max(1, epochs_ // 2), seed))
         second = cli(*train_command(case, path, half, epochs_, seed, resume=True)) if first.returncode == 0 else first
         if second.returncode != 0:
-            result.update(resume=False, resume_error=error_line(second))
+            result.update(resume=False, resume_error=error_line(second, folder))
         else:
             straight, resumed = [m["train_loss"] for m in history], [m["train_loss"] for m in metrics(half)]
             result["resume"] = len(straight) == len(resumed) and np.allclose(straight, resumed, rtol=1e-5, atol=1e-6)
