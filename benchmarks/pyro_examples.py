@@ -102,15 +102,20 @@ def epochs(module, n: int, scale: float = 1.0) -> int:
     return max(1, round(module.STEPS * scale / batches_per_epoch(module, n)))
 
 
-def neg_elbo(module, model, guide, rows, seed: int = 0) -> float:
-    """−ELBO per example, the program's own ELBO averaged over draws on all ``rows``: the program's
-    ``PARTICLES`` (1 where the ELBO has no noise: a point-mass guide, discrete sites summed out), else ours."""
+def neg_elbo_draws(module, model, guide, rows, seed: int = 0) -> np.ndarray:
+    """−ELBO per example, one value per draw from the guide, with the program's own ELBO on all ``rows``:
+    the program's ``PARTICLES`` draws (1 where the ELBO has no noise: a point-mass guide, discrete sites
+    summed out), else ours."""
     particles = getattr(module, "PARTICLES", PARTICLES)
     pyro.set_rng_seed(seed)
     objective = module.loss()
     with torch.no_grad():
-        total = sum(objective.loss(model, guide, *rows) for _ in range(particles))
-    return total / particles / rows[0].shape[0]
+        return np.array([objective.loss(model, guide, *rows) for _ in range(particles)]) / rows[0].shape[0]
+
+
+def neg_elbo(module, model, guide, rows, seed: int = 0) -> float:
+    """The mean of :func:`neg_elbo_draws`: −ELBO per example, estimated with many draws."""
+    return float(neg_elbo_draws(module, model, guide, rows, seed).mean())
 
 
 def pyro_loop(module, rows, steps: int, seed: int = 0) -> dict:
@@ -289,13 +294,15 @@ def cli_checks(case: Case, reference: dict, scale: float = 1.0, seed: int = 0, f
 
 def _evaluate_agrees(module, run, report: dict) -> bool:
     """The ELBO per example that ``pyro-vae evaluate`` reports is −(the loaded run's own −ELBO estimate on the
-    rows it says it measured: its test rows, or its training rows where it reports those)."""
+    rows it says it measured: its test rows, or its training rows where it reports those). ``evaluate``
+    draws once from the guide, so the tolerance grows by three standard deviations of one draw."""
     key = "test_elbo" if "test_elbo" in report else "train_elbo"
     if run is None or not isinstance(report.get(key), (int, float)):
         return False
     dataset = run.dataset()
     rows = dataset.test_rows if key == "test_elbo" else dataset.train_rows
-    return close(-report[key], neg_elbo(module, run.model, run.guide, rows), module.TOLERANCE)
+    draws = neg_elbo_draws(module, run.model, run.guide, rows)
+    return close(-report[key], float(draws.mean()), module.TOLERANCE + 3 * float(draws.std()))
 
 
 # ---- the table ------------------------------------------------------------------------------------------
