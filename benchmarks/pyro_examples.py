@@ -21,7 +21,8 @@ answer). For each program the columns of the table are
     time vs Pyro  wall time of ``fit`` / wall time of Pyro's loop, run side by side in this process
 
 A −ELBO per example is estimated afresh on the final parameters with ``PARTICLES`` draws (the same
-seed for both; more where a program says so), so that the comparison does not rest on the noisy last step. A program's tolerance
+seed for both; more where a program says so), so that the comparison does not rest on the noisy last
+step. A program's tolerance
 (nats per example) is stated in its file; ``--seeds`` also prints how far Pyro's loop moves between
 two seeds, the spread the tolerance has to cover. ``--scale`` shrinks every program's steps (the test
 suite runs the same checks with few steps). ``--json`` writes every number (docs/programs.md shows
@@ -283,9 +284,10 @@ def cli_checks(case: Case, reference: dict, scale: float = 1.0, seed: int = 0, f
             result["resume"] = len(straight) == len(resumed) and np.allclose(straight, resumed, rtol=1e-5, atol=1e-6)
             if not result["resume"]:
                 differ = [i for i, (a, b) in enumerate(zip(straight, resumed), 1) if not np.isclose(a, b, 1e-5, 1e-6)]
-                result["resume_error"] = (f"{len(resumed)} epochs after --resume, {len(straight)} straight" if not differ
-                                          else f"the training loss differs from the straight run's from epoch {differ[0]}"
-                                          f" on (resumed at {max(1, epochs_ // 2)})")
+                result["resume_error"] = (
+                    f"{len(resumed)} epochs after --resume, {len(straight)} straight" if not differ else
+                    f"the training loss differs from the straight run's from epoch {differ[0]} on "
+                    f"(resumed at {max(1, epochs_ // 2)})")
         return result
     finally:
         if own:

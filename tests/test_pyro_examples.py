@@ -60,7 +60,7 @@ def measured(key: str) -> dict:
 @pytest.mark.parametrize("key", params("fit"))
 def test_fit_gives_the_loss_of_pyros_own_loop(key):
     r = measured(key)
-    assert r["loss"], f"fit −ELBO {r['fit_neg_elbo']:.4f} vs Pyro's {r['pyro_neg_elbo']:.4f} (tolerance {r['tolerance']})"
+    assert r["loss"], f"fit {r['fit_neg_elbo']:.4f} vs Pyro {r['pyro_neg_elbo']:.4f} (tolerance {r['tolerance']})"
 
 
 @pytest.mark.parametrize("key", params("cli"))
@@ -85,7 +85,7 @@ def test_a_loaded_run_has_pyros_elbo(key):
 @pytest.mark.parametrize("key", params("resume"))
 def test_resume_continues_the_same_trajectory(key):
     r = measured(key)
-    assert r.get("resume"), r.get("resume_error") or r.get("cli_error") or "resumed metrics differ from the straight run's"
+    assert r.get("resume"), r.get("resume_error") or r.get("cli_error")
 
 
 EVAL_RNG = ("evaluation draws from the training RNG, so the automatic cadence (every ceil(epochs/100) epochs) "
