@@ -1,9 +1,11 @@
 """What happens around the training loop, as callbacks: evaluation, metrics.jsonl, checkpoints, progress, TensorBoard.
 
 A callback sees the :class:`~pyro_vae.train.Trainer` (model, guide, settings, run folder, epoch, step,
-history) at five moments:
+history) at six moments; setting ``trainer.stop = True`` ends training after the epoch
+(:class:`EarlyStopping` does):
 
     on_train_start(trainer)                  before the first step (after every check passed)
+    on_epoch_start(trainer)                  before each epoch
     on_step_end(trainer)                     after every optimizer step: must not read tensors back
     on_report(trainer, loss)                 ~10 times an epoch, after the NaN check; ``loss`` is the
                                              running −ELBO per example of this epoch (a float)
@@ -37,6 +39,9 @@ class Callback:
 
     def on_train_start(self, trainer: Trainer) -> None:
         """Once the program, its parameters and the data passed every check, before the first step."""
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        """Before each epoch's first step (``trainer.epoch`` is the epoch about to run)."""
 
     def on_step_end(self, trainer: Trainer) -> None:
         """After every optimizer step; reads no tensor back (that would stall a GPU every step)."""
@@ -94,6 +99,28 @@ class EveryStep(Callback):
         self.function()
 
 
+class EarlyStopping(Callback):
+    """Stops training when ``monitor`` (a metric that grows when the fit improves, e.g. ``test_elbo``) has not
+    improved by more than ``min_delta`` for ``patience`` measured epochs; the run's checkpoint is then the
+    last epoch's. ``best`` and ``best_epoch`` say where it peaked."""
+
+    def __init__(self, monitor: str = "test_elbo", patience: int = 5, min_delta: float = 0.0):
+        if patience < 1:
+            raise UserError(f"EarlyStopping needs patience >= 1, got {patience}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.best, self.best_epoch, self.waited = -float("inf"), None, 0
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Compares the epoch's measure with the best so far (epochs without the measure don't count)."""
+        if self.monitor not in metrics:
+            return
+        if metrics[self.monitor] > self.best + self.min_delta:
+            self.best, self.best_epoch, self.waited = metrics[self.monitor], trainer.epoch, 0
+        else:
+            self.waited += 1
+            trainer.stop = self.waited >= self.patience
+
+
 class Announce(Callback):
     """Prints ``text`` once training starts (rank 0), e.g. what was done to the data; nothing with ``quiet``."""
 
@@ -130,7 +157,7 @@ class Checkpoints(Callback):
         """Every N epochs or, at an epoch's end, N seconds after the last one; and after the last epoch."""
         if trainer.run is None or self.every.unit == "steps" and trainer.epoch != trainer.settings.epochs:
             return
-        due = trainer.due(self.every, self.saved_at, trainer.first_step)
+        due = trainer.due(self.every, self.saved_at, trainer.current.first_step)
         if self.every.unit == "seconds":  # the ranks' clocks differ: all save if one is due
             due = bool(distributed.all_max(torch.tensor(int(due), device=trainer.device)))
         if due:

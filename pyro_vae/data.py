@@ -71,14 +71,19 @@ class Dataset:
         return (self.test, *self.test_extra)
 
 
+STREAM_BYTES = 1 << 30  # stream="auto": a .npy larger than this is read batch by batch
+
+
 def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float = 0.2,
-         seed: int = 0, arrays: list[str] | None = None) -> Dataset:
+         seed: int = 0, arrays: list[str] | None = None, stream: str = "auto") -> Dataset:
     """Loads a data set by name or path. Raises :class:`UserError` with a one-line reason.
 
     Images (the built-in sets, PNG folders, uint8 arrays) are scaled to [0, 1]; other arrays (counts,
     measurements) keep their values, as float32 rows. ``arrays`` names the arrays of a ``.npz`` that a
     program takes, in order (``["x", "y"]``: ``model(x, y)``): the first gives the rows, the others are
-    split alike (``train_extra``, ``test_extra``), integer ones as int64.
+    split alike (``train_extra``, ``test_extra``), integer ones as int64. A ``.npy`` over ``STREAM_BYTES``
+    (``stream="auto"``; ``"always"``, ``"never"``) stays in its file: ``train`` and ``test`` are then
+    :class:`~pyro_vae.sources.FileRows`, read batch by batch, so data larger than memory trains.
     """
     data_dir = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
     if name == "mnist-5k":
@@ -94,6 +99,9 @@ def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float 
     path = Path(name)
     if arrays and path.suffix != ".npz":
         raise UserError(f"--arrays names arrays of a .npz file, not of {name!r}: save them with np.savez(path, x=..., y=...)")
+    if path.suffix == ".npy" and path.is_file() and \
+            (stream == "always" or stream == "auto" and path.stat().st_size > STREAM_BYTES):
+        return _streamed(path, test_size, seed)
     if path.suffix in (".npy", ".npz") or path.is_dir() or os.sep in name:
         x, y, shape, scaling, extra = _user_data(path, arrays)
         return replace(_split(path.name, x, y, shape, test_size, seed, extra), scaling=scaling)
@@ -141,6 +149,31 @@ def _split(name, x, y, shape, test_size, seed, extra: tuple = ()) -> Dataset:
                    None if labels is None else labels[train], None if labels is None else labels[test],
                    tuple(int(s) for s in shape), train_extra=tuple(e[train] for e in extra),
                    test_extra=tuple(e[test] for e in extra))
+
+
+def _streamed(path: Path, test_size: float, seed: int) -> Dataset:
+    """A .npy left in its file: train and test rows are :class:`~pyro_vae.sources.FileRows`, split as ``_split`` splits."""
+    from pyro_vae.sources import FileRows
+
+    try:
+        rows = FileRows.open(path)
+    except (ValueError, OSError) as error:
+        raise UserError(f"could not read {str(path)!r} as a NumPy array ({error})") from None
+    shape = _shape_of(np.empty((0, *rows.row_shape)))
+    if len(rows.row_shape) == 3 and rows.row_shape[-1] in (3, 4) and rows.row_shape[0] not in (1, 3, 4):
+        raise UserError(f"{str(path)!r}: colour images (N, H, W, C) are read into memory only: save them as (N, C, H, W)"
+                        " or use --stream never")
+    if not np.issubdtype(rows.dtype, np.number) or np.issubdtype(rows.dtype, np.complexfloating):
+        raise UserError(f"{str(path)!r}: array has dtype {rows.dtype}; expected real numbers")
+    n = len(rows)
+    n_test = int(test_size) if test_size >= 1 or test_size == 0 else max(1, int(round(n * test_size)))
+    if n < 2 and n_test or n_test >= n:
+        raise UserError(f"dataset {path.name!r} has {n} example(s): need at least 2 to hold out a test split")
+    order = np.random.default_rng(seed).permutation(n) if n_test else np.arange(n)
+    scaling = "uint8 pixel values / 255" if rows.dtype == np.uint8 else \
+        f"values as stored ({rows.dtype} → float32, not rescaled)"
+    return Dataset(path.name, rows.subset(order[n_test:]), rows.subset(order[:n_test]), None, None, shape,
+                   scaling=f"{scaling}, read from the file batch by batch")
 
 
 def _torchvision(name: str, data_dir: Path) -> Dataset:
@@ -287,12 +320,18 @@ def _validate_array(x: np.ndarray, where: str) -> np.ndarray:
 def binarized_test(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """x ~ Bernoulli(grey level), drawn once with a fixed seed: the test set of a ``binarize`` run, the same
     in training and in ``pyro-vae evaluate``."""
+    x = x if isinstance(x, torch.Tensor) else x[:]  # rows in a file: the test rows are read once, here
     generator = torch.Generator(device=x.device).manual_seed(seed)
     return torch.bernoulli(x, generator=generator)
 
 
 def check_values(x: torch.Tensor, likelihood: str) -> None:
-    """Bernoulli-type likelihoods need x in [0, 1]; checked once, before training, not per step."""
+    """Bernoulli-type likelihoods need x in [0, 1]; checked once, before training, not per step (rows read from a
+    file are checked 65,536 at a time)."""
+    if not isinstance(x, torch.Tensor):
+        for start in range(0, len(x), 1 << 16):
+            check_values(x[start:start + (1 << 16)], likelihood)
+        return
     if not bool(torch.isfinite(x).all()):
         raise UserError("the data contains NaN or infinite values; clean or drop those rows first")
     if likelihood in ("bernoulli", "continuous-bernoulli") and bool((x < 0).any() | (x > 1).any()):

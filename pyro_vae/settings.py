@@ -161,6 +161,8 @@ class VAE(Settings):
                                       "fashion-mnist, or a path to .npy/.npz or a folder of PNGs")
     test_fraction: float = option(0.2, "share of a .npy/.npz/PNG data set's rows held out as test rows, or a count "
                                        "≥ 1 (0: train on every row, in order, as Pyro's tutorials do)", "nonnegative")
+    stream: str = option("auto", "read a .npy data set from its file batch by batch instead of into memory: auto "
+                                 "(when the file is over 1 GiB), always or never", choices=("auto", "always", "never"))
     latent_dim: int = option(2, "dimension of z (2, so codes and the decoded manifold can be drawn)", "positive")
     likelihood: str = option("gaussian", "p(x|z): gaussian N(f(z), cI) as in the lecture; gaussian-learned "
                                          "N(f(z), σ²I) with one learned σ (σ-VAE; --c is its start); bernoulli on "

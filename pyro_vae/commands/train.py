@@ -81,7 +81,7 @@ def run(args) -> None:
     if arrays and not program:
         raise UserError("--arrays passes further arrays to your own program's model(x, ...): use it with --program")
     dataset = datasets.load(model_settings.dataset, data_dir, test_size=model_settings.test_fraction, seed=0,
-                            arrays=arrays)
+                            arrays=arrays, stream=model_settings.stream)
     pyro.clear_param_store()  # a new program: no pyro.param value may come from an earlier one in this process
     pyro.set_rng_seed(training.seed)  # the networks' initial weights
     if program:
