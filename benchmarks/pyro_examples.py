@@ -22,11 +22,11 @@ answer). For each program the columns of the table are
 
 A −ELBO per example is estimated afresh on the final parameters with ``PARTICLES`` draws (the same
 seed for both; more where a program says so), so that the comparison does not rest on the noisy last
-step. A program's tolerance
-(nats per example) is stated in its file; ``--seeds`` also prints how far Pyro's loop moves between
-two seeds, the spread the tolerance has to cover. ``--scale`` shrinks every program's steps (the test
-suite runs the same checks with few steps). ``--json`` writes every number (docs/programs.md shows
-them; tests/test_pyro_examples.py ties the page to the file).
+step. A program's tolerance (nats per example) is stated in its file; ``--seeds`` also prints how far
+Pyro's loop moves between two seeds, i.e. how much the answer depends on where it starts (with the
+same seed both start alike). ``--scale`` shrinks every program's steps (the test suite runs the same
+checks with few steps). ``--json`` writes every number after each program (docs/programs.md shows them;
+tests/test_pyro_examples.py ties the page to the file).
 """
 
 from __future__ import annotations
