@@ -18,7 +18,9 @@ answer). For each program the columns of the table are
     load      ``pyro_vae.load(RUN)``'s model and guide give Pyro's −ELBO on the training rows
     resume    half the epochs, then ``--resume`` to all of them: the same metrics as the straight run
     loss vs Pyro  the two −ELBO per example, and their difference
-    time vs Pyro  wall time of ``fit`` / wall time of Pyro's loop, run side by side in this process
+    time vs Pyro  wall time of ``fit`` / wall time of Pyro's loop, run side by side in this process; for the
+              programs marked TIMED (the issue's 2,000-step full-batch tutorials, coin and regression) with
+              ``--rounds N``: the median ratio of N more pairs, the order swapped every round, and its interval
 
 A −ELBO per example is estimated afresh on the final parameters with ``PARTICLES`` draws (the same
 seed for both; more where a program says so), so that the comparison does not rest on the noisy last
@@ -128,22 +130,40 @@ def pyro_loop(module, rows, steps: int, seed: int = 0) -> dict:
             **({"fitted": module.fitted(model, guide)} if hasattr(module, "fitted") else {})}
 
 
-def fit_program(module, rows, steps: int, seed: int = 0, **options) -> dict:
+def fit_program(module, rows, steps: int, seed: int = 0) -> dict:
     """``pyro_vae.fit`` on the same rows, steps and seed, with the program's ``pyro.optim`` optimizer and ELBO."""
+    started = time.perf_counter()
+    model, guide, history = train_with_fit(module, rows, steps, seed)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "epochs": len(history), "neg_elbo": neg_elbo(module, model, guide, rows),
+            **({"fitted": module.fitted(model, guide)} if hasattr(module, "fitted") else {})}
+
+
+def train_with_fit(module, rows, steps: int, seed: int = 0):
+    """(model, guide, history): a fresh program trained by ``fit`` as a user calls it (defaults otherwise)."""
     from pyro_vae import fit
 
     pyro.clear_param_store()
     pyro.set_rng_seed(seed)
     model, guide = module.make(rows)
     n = rows[0].shape[0]
-    started = time.perf_counter()
     history = fit(model, guide, rows, objective=module.loss(), optimizer=module.optimizer(),
                   epochs=steps // batches_per_epoch(module, n), batch_size=module.BATCH_SIZE or n, seed=seed,
                   plate=module.PLATE, device="cpu", quiet=True,
-                  callbacks=module.callbacks() if hasattr(module, "callbacks") else (), **options)
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "epochs": len(history), "neg_elbo": neg_elbo(module, model, guide, rows),
-            **({"fitted": module.fitted(model, guide)} if hasattr(module, "fitted") else {})}
+                  callbacks=module.callbacks() if hasattr(module, "callbacks") else ())
+    return model, guide, history
+
+
+def time_ratio(module, rows, steps: int, rounds: int, seed: int = 0) -> dict:
+    """Wall time of ``fit`` / Pyro's loop in ``rounds`` pairs, each pair side by side and the order swapped
+    every round (benchmarks/_common.py: ``paired``); the median ratio and its interval."""
+    from _common import Timer, interval_text, paired
+
+    variants = {"pyro": lambda: module.reference(rows, steps, seed),
+                "fit": lambda: train_with_fit(module, rows, steps, seed)}
+    timer = paired(variants, "pyro", rounds, Timer())
+    return {"time_ratio": timer.ratio("fit", "pyro"), "time_rounds": rounds,
+            "time_interval": interval_text(timer.interval("fit"))}
 
 
 def mean_and_error(values: list[float]) -> tuple[float, float]:
@@ -309,7 +329,8 @@ def _evaluate_agrees(module, run, report: dict) -> bool:
 
 # ---- the table ------------------------------------------------------------------------------------------
 
-def measure(case: Case, scale: float = 1.0, seed: int = 0, seeds: bool = False, with_cli: bool = True) -> dict:
+def measure(case: Case, scale: float = 1.0, seed: int = 0, seeds: bool = False, with_cli: bool = True,
+            rounds: int = 1) -> dict:
     """Every column of ``case``'s row."""
     module = case.module
     rows = case.rows()
@@ -330,6 +351,8 @@ def measure(case: Case, scale: float = 1.0, seed: int = 0, seeds: bool = False, 
         result.update(answer=module.answer(rows), fit_answer=ours["fitted"], pyro_answer=theirs["fitted"],
                       answer_ok=exact, pyro_answer_ok=answer_ok(module, rows, theirs["fitted"]))
     result["fit"] = result["loss"] and exact is not False
+    if rounds > 1 and getattr(module, "TIMED", False):
+        result.update(time_ratio(module, rows, steps, rounds, seed))
     if seeds:
         result["pyro_seed_spread"] = abs(pyro_loop(module, rows, steps, seed + 1)["neg_elbo"] - theirs["neg_elbo"])
     if with_cli:
@@ -353,7 +376,7 @@ def table(results: dict) -> str:
                      mark(r.get("load")), mark(r.get("resume")),
                      f"{r['fit_neg_elbo']:.3f} / {r['pyro_neg_elbo']:.3f} (±{r['tolerance']}"
                      + (f"; seeds {r['pyro_seed_spread']:.3f})" if "pyro_seed_spread" in r else ")"),
-                     f"{r['time_ratio']:.2f}×"])
+                     f"{r['time_ratio']:.2f}×" + (f" ({r['time_interval']})" if r.get("time_interval") else "")])
     return markdown(["program", "steps", "fit", "CLI", "evaluate", "load", "resume",
                      "−ELBO/example: fit / Pyro (tolerance; Pyro's change with the seed)", "time vs Pyro"], rows)
 
@@ -379,6 +402,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every program's steps by this")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", action="store_true", help="also run Pyro's loop with seed + 1 (the spread)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="time the TIMED programs against Pyro's loop in this many more pairs (an even number)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a busy shared machine)")
     parser.add_argument("--json", help=f"write the numbers here (the docs' are in {JSON.relative_to(ROOT)})")
     args = parser.parse_args()
@@ -389,7 +414,7 @@ def main() -> None:
     for key in args.programs.split(","):
         case = CASE[key]
         log(f"{case.row} ...")
-        results[case.row] = {**measure(case, args.scale, args.seed, args.seeds), "command": command}
+        results[case.row] = {**measure(case, args.scale, args.seed, args.seeds, rounds=args.rounds), "command": command}
         log(json.dumps(results[case.row], default=str))
         if args.json:  # after each program; rows measured now replace their saved ones, the others stay
             saved.update(results)

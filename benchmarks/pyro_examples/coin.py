@@ -15,6 +15,7 @@ from torch.distributions import constraints
 
 PROGRAM, STEPS, BATCH_SIZE, PLATE, TOLERANCE = "pair", 2000, None, "data", 0.01
 CLI = ["--optimizer", "adam", "--lr", "0.0005"]
+TIMED = True  # issue 19: a 2,000-step full-batch fit takes at most 1.3× Pyro's plain loop
 PARTICLES = 200  # a global latent: its noise is shared by every row, so draws are what averages it
 
 

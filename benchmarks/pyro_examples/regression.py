@@ -17,6 +17,7 @@ from torch import nn
 
 PROGRAM, STEPS, BATCH_SIZE, PLATE, TOLERANCE = "build", 2000, None, "data", 0.02
 CLI = ["--optimizer", "adam", "--lr", "0.03"]
+TIMED = True  # issue 19: a 2,000-step full-batch fit takes at most 1.3× Pyro's plain loop
 PARTICLES = 200  # a global latent: its noise is shared by every row, so draws are what averages it
 
 
