@@ -4,7 +4,7 @@
 
 1. Peak memory. A synthetic uint8 .npy of ``--gigabytes`` (28x28 images, random bytes) is written to
    a temporary folder, then ``pyro-vae train --dataset big.npy`` trains one epoch on it in a fresh
-   process (784-64-8 VAE, batch 4096, evaluation and figures as the command makes them). The peak
+   process (784-64-8 VAE, batch 1024, evaluation and figures as the command makes them). The peak
    resident memory of that process (``ru_maxrss`` of the child) is printed beside the file's size.
    ``--stream auto`` reads a .npy over 1 GiB batch by batch (``os.pread``: the page cache holds the
    file, not the process), so the peak stays far below the file's size; the same file read into memory
@@ -90,7 +90,7 @@ def main() -> None:
         write_images(big, rows)
         size = big.stat().st_size
         print(f"wrote {size / 1e9:.2f} GB ({rows:,} images) in {time.perf_counter() - started:.0f} s")
-        seconds, peak = train_once(big, tmp / "run-big", "auto", 4096, args.threads)
+        seconds, peak = train_once(big, tmp / "run-big", "auto", 1024, args.threads)
         print(f"one epoch from the file: {seconds:.0f} s, peak resident memory {peak / 1e9:.2f} GB "
               f"= {peak / size:.2f} × the file's size")
         report.update(file_bytes=size, peak_rss_bytes=peak, peak_over_file=peak / size, big_epoch_seconds=seconds)

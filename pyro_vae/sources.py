@@ -165,18 +165,21 @@ def _check_lengths(lengths: list[int]) -> None:
         raise UserError(f"data tensors differ in length ({[(n,) for n in lengths]}): rows must line up")
 
 
+FAULT_AROUND = 64 << 10
+
+
 class FileRows:
     """Rows of a ``.npy`` file, read from the file when asked for, never all at once.
 
     The file is memory-mapped and read by fancy indexing (as fast as an array in memory once the page
-    cache holds the file); every 256 MB read, the mapping's pages are released (``madvise(MADV_DONTNEED)``),
+    cache holds the file); every 64 MB read, the mapping's pages are released (``madvise(MADV_DONTNEED)``),
     so the process's resident memory stays bounded while the file itself lives in the page cache. It
     answers like a tensor of float rows where the library reads data: ``shape``, ``len``,
     ``rows[a:b]`` / ``rows[index]`` (float32 on ``device``, ``uint8`` scaled to [0, 1]), ``to(device)``;
     ``fit`` streams it (:class:`Streamed`).
     """
 
-    RELEASE_BYTES = 256 << 20
+    RELEASE_BYTES = 64 << 20
 
     def __init__(self, path: str, offset: int, dtype: np.dtype, row_shape: tuple, rows: np.ndarray,
                  device: torch.device | str = "cpu"):
@@ -222,7 +225,8 @@ class FileRows:
     def read(self, index: np.ndarray) -> np.ndarray:
         """The stored values of rows ``index`` (of these rows), shape (len(index), D), in the order asked."""
         values = self._values()[self.rows[np.asarray(index, dtype=np.int64)]]
-        self._read_since_release += values.nbytes
+        # a row read maps the pages around it too (the kernel's fault-around, 64 KB by default)
+        self._read_since_release += len(values) * (self.row_bytes + FAULT_AROUND)
         if self._read_since_release > self.RELEASE_BYTES:
             self._map.madvise(mmap.MADV_DONTNEED)  # the pages stay in the page cache, out of this process's RSS
             self._read_since_release = 0
