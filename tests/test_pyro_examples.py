@@ -25,16 +25,16 @@ SCALE = {"vae": 0.07, "ss_vae": 0.2, "ss_vae:labelled": 0.2, "coin": 0.01, "regr
          "prodlda": 0.17, "sparse_gamma": 0.05, "hmm": 0.1}
 SLOW = {"ss_vae", "ss_vae:labelled", "hmm", "vae"}  # enumeration over 10 labels, or a Python loop of HMM steps
 
-# (program, check) → why it fails on main today; each is a known gap, reported to the lead
+# (program, check) → why it fails on main today; each is a known gap, reported to the lead (strict: a fix makes
+# the test fail until its entry here goes)
 NPZ_Y = ("a .npz whose array y is not class labels (float targets, one-hot rows) is refused as 'labels must be one "
          "whole number per example' even with --arrays x,y")
 FLAT = "the CLI flattens an (N, T, D) array to (N, T·D) rows, so model_1(sequences) cannot unpack T and D"
-SITES = "evaluate assumes sites named z and x (KeyError: 'z'); branch eval19 evaluates any program"
-PER_ROW = "a run with per-row pyro.param is rebuilt on 2 rows, so its checkpoint's (N, ...) values do not fit; eval19"
+PER_ROW = ("pyro_vae.load rebuilds a program whose guide makes per-row pyro.param from x.size(0) on 2 rows, so the "
+           "checkpoint's (N, ...) values do not fit")
 KNOWN = {**{(key, check): NPZ_Y for key in ("regression", "ss_vae:labelled")
             for check in ("cli", "evaluate", "load", "resume")},
          **{("hmm", check): FLAT for check in ("cli", "evaluate", "load", "resume")},
-         **{(key, "evaluate"): SITES for key in ("vae", "coin", "gmm", "prodlda")},
          ("sparse_gamma", "evaluate"): PER_ROW, ("sparse_gamma", "load"): PER_ROW}
 
 
@@ -42,7 +42,7 @@ def params(check: str):
     for key in suite.CASE:
         marks = [pytest.mark.slow] if key in SLOW else []
         if (key, check) in KNOWN:
-            marks.append(pytest.mark.xfail(reason=KNOWN[key, check], strict=False))
+            marks.append(pytest.mark.xfail(reason=KNOWN[key, check], strict=True))
         yield pytest.param(key, marks=marks, id=key)
 
 
@@ -92,7 +92,7 @@ EVAL_RNG = ("evaluation draws from the training RNG, so the automatic cadence (e
             "changes with --epochs and a resumed run leaves the straight run's trajectory")
 
 
-@pytest.mark.xfail(reason=EVAL_RNG, strict=False)
+@pytest.mark.xfail(reason=EVAL_RNG, strict=True)
 def test_resume_is_exact_when_the_automatic_cadence_changes(tmp_path):
     """The coin for 120 epochs (evaluated every 2), against 60 (evaluated every epoch) resumed to 120."""
     case = suite.CASE["coin"]
