@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch.distributions import constraints
@@ -32,10 +32,8 @@ from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale, lean_traces
 from pyro_vae.objectives import kl_per_dim
 from pyro_vae.settings import Training
-from pyro_vae.sites import in_plate, sample_sites
+from pyro_vae.sites import Program, in_plate, sample_sites
 
-# a Pyro model or guide: an nn.Module (forward is the program) or a plain function of the batch
-Program = Callable[..., Any]
 
 _WRAPPERS = (torch.distributions.Independent, ExpandedDistribution, MaskedDistribution)
 
