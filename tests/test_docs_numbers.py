@@ -306,6 +306,9 @@ UNCHECKED: dict[str, list[tuple[str, str, str]]] = {
                                            "in one run on the machine it describes; rerun it rather than edit")],
     "bad-input.md": [("| Bad input | Example | Message", "", "inputs and the exact messages they get; each row is a "
                                                             "test in tests/test_bad_input.py")],
+    "programs.md": [("## Pyro's examples as the acceptance suite", "",
+                     "written by benchmarks/pyro_examples.py to docs/figures/pyro_examples.json, with the tolerances "
+                     "stated in the programs' files; tests/test_pyro_examples.py checks the table against that file")],
     "irt.md": [
         ("done in ", " item proportion_correct", "the wall time of that run (the machine's), and its last "
                                                    "training loss (in its metrics.jsonl, which is not kept)"),
