@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 
 import pyro
 import torch
-from pyro.infer import TraceMeanField_ELBO
 
+from pyro_vae.elbos import TraceMeanField_ELBO  # Pyro's loss and gradients, no host sync per step
 from pyro_vae.guides.irt import AbilityEncoder, IRTGuide, ItemGuide, MeanFieldAbilities
 from pyro_vae.irt.settings import MAX_BATCH, IRTSettings
 from pyro_vae.irt.exams import ExamData

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pyro
 import torch
-from pyro.infer import TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.infer import TraceEnum_ELBO
 from torch import nn
 
 from pyro_vae.checkpoint import write_text
+from pyro_vae.elbos import TraceMeanField_ELBO  # Pyro's loss and gradients, no host sync per step
 from pyro_vae.errors import UserError
 from pyro_vae.guides.topics import DocumentEncoder, LDAGuide, ProdLDAGuide
 from pyro_vae.models.topics import LDA, ProdLDA
