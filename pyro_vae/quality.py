@@ -35,6 +35,7 @@ from pyro_vae.errors import UserError
 
 if TYPE_CHECKING:
     from pyro_vae.data import Dataset
+    from pyro_vae.runs import Run
 
 THRESHOLD = 0.9  # a judgment is confident when one class gets probability ≥ this
 K = 3            # neighbours of the precision/recall manifolds (Kynkäänniemi et al. use k = 3)
@@ -96,14 +97,15 @@ class DigitJudge(nn.Module):
         precision/recall manifolds are computed in."""
         return self._batched(self.net[:-1], images, batch_size)
 
-    def predict_proba(self, images) -> np.ndarray:
+    def predict_proba(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """p(class k | x) for the classes k (without the "no digit" class), as a NumPy array."""
         return self.probabilities(torch.as_tensor(images))[:, :-1].cpu().numpy()
 
-    def predict(self, images) -> np.ndarray:
+    def predict(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """The most probable class of each row (never the "no digit" class)."""
         return self.predict_proba(images).argmax(1)
 
-    def score(self, images, labels) -> float:
+    def score(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
         """Accuracy on (images, labels)."""
         return float((self.predict(images) == np.asarray(labels)).mean())
 
@@ -188,8 +190,8 @@ def judge(dataset: Dataset, data_dir: str | os.PathLike | None = None, recipe: R
 
 # ---- the measures --------------------------------------------------------------------------------
 
-def digit_rate(judge, images: torch.Tensor, threshold: float = THRESHOLD, classes: int = 10) -> dict:
-    """How digit-like a set of images is, as the judge sees it.
+def digit_rate(judge: DigitJudge, images: torch.Tensor, threshold: float = THRESHOLD, classes: int = 10) -> dict:
+    """How digit-like a set of images is, as the judge (anything with sklearn's ``predict_proba``) sees it.
 
     - ``digit_rate``: the fraction of images the judge assigns to one class with probability ≥ threshold;
     - ``coverage``: the effective number of classes among those images, exp(H(p̂)) with p̂ the histogram of
@@ -280,7 +282,7 @@ def sample_quality(judged: DigitJudge, images: torch.Tensor, reference: torch.Te
             **neighbours, "k": k, "digit_rate": rate["digit_rate"], "coverage": rate["coverage"]}
 
 
-def of_run(run, num_samples: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+def of_run(run: Run, num_samples: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:
     """:func:`sample_quality` of ``num_samples`` decoded prior draws of a run against its data set's test
     split, with the data set's cached judge; a run that can't generate, or whose data has no judge, is a
     one-line UserError."""

@@ -1,0 +1,143 @@
+"""Generation, measured: which settings' decoded draws look like MNIST-5k's digits?
+
+    python examples/generation_table.py --out docs/figures   # → generation.json, generation_table.png
+    python examples/generation_table.py --quick              # one epoch per model: a smoke run
+
+Each setting is trained on the 4,000 training digits (one seed, 0) and draws N = 1,000 images in two ways:
+  - prior:   x = E[x | z], z ~ p(z) = N(0, I)              (a VAE only: an autoencoder has no prior);
+  - mixture: x = E[x | z], z ~ a 10-component Gaussian mixture fitted to the training codes μ(x)
+             (the ex-post density of Ghosh et al. 2020, for the VAE and for the autoencoder alike).
+Every set of images is measured against the 1,000 test digits by ``pyro_vae.quality.sample_quality`` with
+MNIST-5k's cached judge (a CNN trained here; its test accuracy is reported): Fréchet distance in the judge's
+128-D feature space, precision and recall (k = 3), the judged-digit rate (p ≥ 0.9) and the classes covered.
+Controls: 1,000 real training digits (the floor) and 1,000 blends (x_a + x_b)/2 of two training digits of
+different classes. The numbers go to OUT/generation.json; docs/generation.md shows them (checked by
+tests/test_quality.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import epochs, image_panel, mnist, save  # noqa: E402
+from pyro_vae import analysis, quality, runs  # noqa: E402
+from pyro_vae.evaluate import encode  # noqa: E402
+from pyro_vae.train import fit  # noqa: E402
+
+N, SEED, COMPONENTS = 1000, 0, 10
+SHAPE = [1, 28, 28]
+# name → (what it is, its config for runs.build, epochs, learning rate)
+SETTINGS = {
+    "lecture_c0.1": ("VAE, Gaussian c = 0.1, MLP 256, 8-D (§9's setting)",
+                     {"model": "vae", "likelihood": "gaussian", "c": 0.1, "hidden": [256], "latent_dim": 8}, 30, 1e-3),
+    "bernoulli_mlp_8": ("VAE, Bernoulli, MLP 512-256, 8-D",
+                        {"model": "vae", "likelihood": "bernoulli", "hidden": [512, 256], "latent_dim": 8}, 100, 1e-3),
+    "bernoulli_mlp_16": ("VAE, Bernoulli, MLP 512-256, 16-D",
+                         {"model": "vae", "likelihood": "bernoulli", "hidden": [512, 256], "latent_dim": 16}, 100, 1e-3),
+    "bernoulli_conv_16": ("VAE, Bernoulli, conv, 16-D",
+                          {"model": "vae", "likelihood": "bernoulli", "hidden": [256], "latent_dim": 16,
+                           "network": "conv"}, 40, 1e-3),
+    "autoencoder_16": ("autoencoder, Bernoulli, MLP 512-256, 16-D",
+                       {"model": "autoencoder", "likelihood": "bernoulli", "hidden": [512, 256], "latent_dim": 16},
+                       100, 1e-3),
+}
+COLUMNS = ("frechet_distance", "precision", "recall", "digit_rate", "coverage")
+
+
+def trained(name: str):
+    """(model, guide, seconds) of one setting, trained by ``fit`` on the training digits."""
+    _, config, n_epochs, lr = SETTINGS[name]
+    model, guide = analysis.seeded(runs.build, {"shape": SHAPE, **config}, seed=SEED)
+    started = time.perf_counter()
+    fit(model, guide, mnist().train, epochs=epochs(n_epochs), lr=lr, batch_size=128, seed=SEED, device="cpu",
+        evaluator=None, quiet=True)
+    return model.eval(), guide.eval(), time.perf_counter() - started
+
+
+@torch.no_grad()
+def mixture_draws(model, guide, n: int = N) -> torch.Tensor:
+    """E[x | z] for n draws z of a Gaussian mixture fitted to the training codes μ(x) (sklearn, full covariances)."""
+    from sklearn.mixture import GaussianMixture
+
+    codes = encode(guide, mnist().train).double().numpy()
+    mixture = GaussianMixture(COMPONENTS, covariance_type="full", random_state=SEED).fit(codes)
+    z, _ = mixture.sample(n)
+    return model.generate(torch.as_tensor(z[np.random.default_rng(SEED).permutation(n)], dtype=torch.float32))
+
+
+def measure(judged, images: torch.Tensor) -> dict:
+    return quality.sample_quality(judged, images, mnist().test)
+
+
+def main(out: Path) -> dict:
+    torch.set_num_threads(1)
+    dataset = mnist()
+    judged = quality.judge(dataset)
+    numbers = {"judge_test_accuracy": judged.test_accuracy, "samples": N, "seed": SEED, "rows": {}}
+    images = {"real": dataset.train[:N],
+              "blends": analysis.blended_digits(dataset.train, dataset.train_labels, N, seed=SEED)}
+    rows = numbers["rows"]
+    rows["real"] = {"what": "real training digits (the floor)", **measure(judged, images["real"])}
+    rows["blends"] = {"what": "blends of two training digits (control)", **measure(judged, images["blends"])}
+    for name, (what, config, _, _) in SETTINGS.items():
+        model, guide, seconds = trained(name)
+        print(f"  {name}: trained in {seconds:.0f} s", flush=True)
+        draws = {"mixture": mixture_draws(model, guide)}
+        if config["model"] == "vae":
+            draws["prior"] = analysis.prior_draws(model, N, seed=SEED)
+        for how, generated in draws.items():
+            rows[f"{name}/{how}"] = {"what": f"{what}, {how} draws", "train_seconds": seconds,
+                                     **measure(judged, generated)}
+            images[f"{name}/{how}"] = generated
+    figure(images, rows, out / "generation_table.png")
+    print(table(numbers))
+    return numbers
+
+
+def table(numbers: dict) -> str:
+    """The markdown table of docs/generation.md, from generation.json's numbers (the test rebuilds it)."""
+    lines = ["| images | Fréchet distance ↓ | precision ↑ | recall ↑ | judged digits ↑ | classes covered |",
+             "|---|---|---|---|---|---|"]
+    for name, row in numbers["rows"].items():
+        lines.append(f"| {row['what']} | {row['frechet_distance']:.1f} | {row['precision']:.2f} | "
+                     f"{row['recall']:.2f} | {row['digit_rate']:.1%} | {row['coverage']:.1f} |")
+    return "\n".join(lines)
+
+
+def figure(images: dict, rows: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    names = list(images)
+    columns = 4
+    fig, axes = plt.subplots((len(names) + columns - 1) // columns, columns, figsize=(4 * columns, 4.6 * 3),
+                             layout="constrained", squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        row = rows[name]
+        image_panel(ax, images[name][:36], mnist().shape, 6,
+                    f"{row['what']}\nFD {row['frechet_distance']:.1f}, judged digits {row['digit_rate']:.0%}")
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    save(fig, path)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs") / "examples" / "generation_table",
+                        help="folder for generation.json and generation_table.png (default runs/examples/generation_table)")
+    parser.add_argument("--quick", action="store_true", help="one epoch per model, to check the script runs")
+    args = parser.parse_args()
+    if args.quick:
+        os.environ["PYRO_VAE_QUICK"] = "1"
+    result = main(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "generation.json").write_text(json.dumps(result, indent=1) + "\n")
