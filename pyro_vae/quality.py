@@ -172,7 +172,8 @@ def judge(dataset: Dataset, data_dir: str | os.PathLike | None = None, recipe: R
             judged.test_accuracy = float(saved["test_accuracy"])
             return judged.eval()
         except Exception as error:  # a truncated, foreign or stale file: retrain rather than fail
-            print(f"pyro-vae: note: the cached judge {path} can't be used ({type(error).__name__}); "
+            reason = " ".join(str(error).split())[:100]  # one line, whatever the library wrote
+            print(f"pyro-vae: note: the cached judge {path} can't be used ({type(error).__name__}: {reason}); "
                   "training it again", file=sys.stderr)
     judged = train_digit_judge(dataset.train, dataset.train_labels, dataset.shape, epochs=recipe.epochs,
                                max_shift=recipe.max_shift, seed=recipe.seed).cpu()

@@ -16,6 +16,8 @@ import pyro_vae
 from pyro_vae import analysis, cli, quality, runs
 from pyro_vae import data as datasets
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 class FixedJudge:
     """A judge whose probabilities are given: the digit-rate arithmetic, without a classifier."""
@@ -206,7 +208,7 @@ def test_evaluate_prints_the_measures_and_run_evaluate_returns_them(tiny_run, tm
 
 def catalogue() -> dict[str, str]:
     """Row name → message of docs/bad-input.md's table for --samples."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "bad-input.md").read_text()
+    text = (ROOT / "docs" / "bad-input.md").read_text()
     section = text[text.index("Sample-quality measures (`pyro-vae evaluate"):]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| -")]
     return {row[0]: row[2].strip("`") for row in cells}
@@ -240,3 +242,16 @@ def test_evaluate_samples_refusals_are_one_line(tiny_run, digits, tmp_path, monk
     assert f"UserError: {error.value}" == rows["--samples on a run of a kind without a decoder (IRT, topics)"]
     with pytest.raises(pyro_vae.UserError, match="no prior p"):
         pyro_vae.load(tmp_path / "ae").evaluate(samples=100)
+
+
+# ---- docs/generation.md ----------------------------------------------------------------------------
+
+def test_the_generation_page_shows_the_table_of_generation_json(monkeypatch):
+    """docs/generation.md's table is the one examples/generation_table.py makes from the numbers it wrote
+    (docs/figures/generation.json): a rerun that changes a number makes the page stale, and this fails."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    import generation_table
+
+    numbers = json.loads((ROOT / "docs" / "figures" / "generation.json").read_text())
+    assert set(numbers["rows"]) >= {"real", "blends", *(f"{name}/mixture" for name in generation_table.SETTINGS)}
+    assert generation_table.table(numbers) in (ROOT / "docs" / "generation.md").read_text()
