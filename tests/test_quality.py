@@ -255,3 +255,31 @@ def test_the_generation_page_shows_the_table_of_generation_json(monkeypatch):
     numbers = json.loads((ROOT / "docs" / "figures" / "generation.json").read_text())
     assert set(numbers["rows"]) >= {"real", "blends", *(f"{name}/mixture" for name in generation_table.SETTINGS)}
     assert generation_table.table(numbers) in (ROOT / "docs" / "generation.md").read_text()
+
+
+def test_the_generation_pages_reading_holds_for_its_numbers():
+    """Each sentence of docs/generation.md's reading of the table, as a check on generation.json."""
+    rows = json.loads((ROOT / "docs" / "figures" / "generation.json").read_text())["rows"]
+    real, blends, lecture = rows["real"], rows["blends"], rows["lecture_c0.1/prior"]
+    generators = {name: row for name, row in rows.items() if "/" in name}
+    bernoulli = [name.split("/")[0] for name in rows if name.startswith("bernoulli_") and name.endswith("/prior")]
+    # the controls: the floor is best on every measure; blends are far in distance and recall, not precision
+    assert all(real["frechet_distance"] < row["frechet_distance"] and real["recall"] > row["recall"]
+               for row in [blends, *generators.values()])
+    assert blends["frechet_distance"] > 10 * real["frechet_distance"] and abs(blends["precision"] - real["precision"]) < 0.05
+    # the lecture's prior: judged no more often than blends, the worst distance
+    assert lecture["digit_rate"] <= blends["digit_rate"]
+    assert lecture["frechet_distance"] == max(row["frechet_distance"] for row in generators.values())
+    for name in bernoulli:
+        prior, mixture = rows[f"{name}/prior"], rows[f"{name}/mixture"]
+        assert 1.6 <= prior["digit_rate"] / lecture["digit_rate"] <= 2.0 + 1e-9 and prior["coverage"] >= 8.75
+        assert 1.4 <= prior["recall"] / lecture["recall"] <= 2.2 and prior["digit_rate"] < 0.5  # below half
+        assert mixture["digit_rate"] > 0.7 and mixture["coverage"] > 9.45
+        assert 2.5 <= prior["frechet_distance"] / mixture["frechet_distance"] <= 4.0
+    assert rows["bernoulli_conv_16/prior"]["digit_rate"] < min(rows[f"{n}/prior"]["digit_rate"] for n in bernoulli
+                                                                if "mlp" in n)
+    assert rows["lecture_c0.1/mixture"]["digit_rate"] > 0.5 > 0.25 > lecture["digit_rate"]
+    autoencoder = rows["autoencoder_16/mixture"]
+    assert autoencoder["frechet_distance"] == min(row["frechet_distance"] for row in generators.values())
+    assert autoencoder["recall"] == max(row["recall"] for row in generators.values())
+    assert max(row["digit_rate"] for row in generators.values()) - autoencoder["digit_rate"] < 0.02
