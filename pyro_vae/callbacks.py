@@ -1,8 +1,11 @@
 """What happens around the training loop, as callbacks: evaluation, metrics.jsonl, checkpoints, progress, TensorBoard.
 
 A callback sees the :class:`~pyro_vae.train.Trainer` (model, guide, settings, run folder, epoch, step,
-history) at four moments:
+history) at six moments; setting ``trainer.stop = True`` ends training after the epoch
+(:class:`EarlyStopping` does):
 
+    on_train_start(trainer)                  before the first step (after every check passed)
+    on_epoch_start(trainer)                  before each epoch
     on_step_end(trainer)                     after every optimizer step: must not read tensors back
     on_report(trainer, loss)                 ~10 times an epoch, after the NaN check; ``loss`` is the
                                              running −ELBO per example of this epoch (a float)
@@ -15,13 +18,17 @@ history) at four moments:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+import torch
 from tqdm.auto import tqdm
 
-from pyro_vae.settings import Interval
+from pyro_vae import distributed
+from pyro_vae.checkpoint import rng_state, set_rng_state
 from pyro_vae.errors import UserError
+from pyro_vae.settings import Interval
 
 if TYPE_CHECKING:
     from pyro_vae.train import Trainer
@@ -29,6 +36,12 @@ if TYPE_CHECKING:
 
 class Callback:
     """Does nothing at every moment; subclass it and override what you need."""
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Once the program, its parameters and the data passed every check, before the first step."""
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        """Before each epoch's first step (``trainer.epoch`` is the epoch about to run)."""
 
     def on_step_end(self, trainer: Trainer) -> None:
         """After every optimizer step; reads no tensor back (that would stall a GPU every step)."""
@@ -44,25 +57,80 @@ class Callback:
 
 
 class Evaluation(Callback):
-    """ELBO parts per example on the test data and on as many training rows, after each epoch (rank 0).
+    """ELBO parts per example on the test data and on as many training rows, after the epochs that
+    ``eval_every`` picks (``trainer.evaluating``; rank 0).
 
     ``evaluator(model, guide, data, batch_size) -> dict``; its keys come back as ``train_KEY`` / ``test_KEY``.
+    With ``forked``, the evaluation draws from a copy of the random state: an evaluation timed by the clock
+    then leaves the training trajectory as it would have been without it.
     """
 
-    def __init__(self, evaluator: Callable, train_rows: tuple, test_data: tuple | None):
+    def __init__(self, evaluator: Callable, train_rows: tuple, test_data: tuple | None, batch_size: int,
+                 forked: bool = False):
         self.evaluator, self.train_rows, self.test_data = evaluator, train_rows, test_data
+        self.batch_size, self.forked = batch_size, forked
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
         """Adds ``train_*`` and ``test_*`` measures to the epoch's metrics."""
-        if trainer.rank != 0:
+        if trainer.rank != 0 or not trainer.evaluating:
             return
         for m in trainer.modules:
             m.eval()
-        size = trainer.settings.eval_batch_size
-        for prefix, rows in (("train", self.train_rows), ("test", self.test_data)):
-            if rows:
-                parts = self.evaluator(trainer.model, trainer.guide, rows, size)
-                metrics.update({f"{prefix}_{k}": v for k, v in parts.items()})
+        state = rng_state() if self.forked else None
+        try:
+            for prefix, rows in (("train", self.train_rows), ("test", self.test_data)):
+                if rows:
+                    parts = self.evaluator(trainer.model, trainer.guide, rows, self.batch_size)
+                    metrics.update({f"{prefix}_{k}": v for k, v in parts.items()})
+        finally:
+            if state is not None:
+                set_rng_state(state)
+
+
+class EveryStep(Callback):
+    """Calls ``function()`` after every optimizer step: e.g. Pyro's sparse_gamma_def ``clip_params``, which
+    clamps parameter values, as its loop does after each ``svi.step``."""
+
+    def __init__(self, function: Callable[[], None]):
+        self.function = function
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        """Calls the function."""
+        self.function()
+
+
+class EarlyStopping(Callback):
+    """Stops training when ``monitor`` (a metric that grows when the fit improves, e.g. ``test_elbo``) has not
+    improved by more than ``min_delta`` for ``patience`` measured epochs; the run's checkpoint is then the
+    last epoch's. ``best`` and ``best_epoch`` say where it peaked."""
+
+    def __init__(self, monitor: str = "test_elbo", patience: int = 5, min_delta: float = 0.0):
+        if patience < 1:
+            raise UserError(f"EarlyStopping needs patience >= 1, got {patience}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.best, self.best_epoch, self.waited = -float("inf"), None, 0
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        """Compares the epoch's measure with the best so far (epochs without the measure don't count)."""
+        if self.monitor not in metrics:
+            return
+        if metrics[self.monitor] > self.best + self.min_delta:
+            self.best, self.best_epoch, self.waited = metrics[self.monitor], trainer.epoch, 0
+        else:
+            self.waited += 1
+            trainer.stop = self.waited >= self.patience
+
+
+class Announce(Callback):
+    """Prints ``text`` once training starts (rank 0), e.g. what was done to the data; nothing with ``quiet``."""
+
+    def __init__(self, text: str, quiet: bool = False):
+        self.text, self.quiet = text, quiet
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Prints the line."""
+        if not self.quiet and trainer.rank == 0:
+            tqdm.write(self.text)
 
 
 class MetricsFile(Callback):
@@ -75,10 +143,10 @@ class MetricsFile(Callback):
 
 
 class Checkpoints(Callback):
-    """checkpoint.pt every N epochs or N steps, and after the last epoch (every rank takes part)."""
+    """checkpoint.pt every N epochs, N steps or N seconds, and after the last epoch (every rank takes part)."""
 
     def __init__(self, every: Interval):
-        self.every = every
+        self.every, self.saved_at = every, time.perf_counter()
 
     def on_step_end(self, trainer: Trainer) -> None:
         """Every N steps (``Nsteps``): a mid-epoch checkpoint."""
@@ -86,14 +154,19 @@ class Checkpoints(Callback):
             trainer.save_checkpoint(mid_epoch=True)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
-        """Every N epochs (``Nepochs``), and after the last one."""
-        last = trainer.epoch == trainer.settings.epochs
-        if trainer.run is not None and (last or self.every.unit == "epochs" and trainer.epoch % self.every.n == 0):
+        """Every N epochs or, at an epoch's end, N seconds after the last one; and after the last epoch."""
+        if trainer.run is None or self.every.unit == "steps" and trainer.epoch != trainer.settings.epochs:
+            return
+        due = trainer.due(self.every, self.saved_at, trainer.current.first_step)
+        if self.every.unit == "seconds":  # the ranks' clocks differ: all save if one is due
+            due = bool(distributed.all_max(torch.tensor(int(due), device=trainer.device)))
+        if due:
             trainer.save_checkpoint()
+            self.saved_at = time.perf_counter()
 
 
 class Progress(Callback):
-    """A progress bar per epoch and one line after it (rank 0; nothing with ``quiet``)."""
+    """A progress bar per epoch and one line after each evaluated epoch (rank 0; nothing with ``quiet``)."""
 
     def __init__(self, quiet: bool = False):
         self.quiet, self.bar = quiet, None
@@ -117,7 +190,7 @@ class Progress(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        if not self.quiet and trainer.rank == 0:
+        if not self.quiet and trainer.rank == 0 and trainer.evaluating:  # a line per evaluation, not per epoch
             tqdm.write(summary(metrics, trainer.settings.epochs))
 
 

@@ -43,6 +43,10 @@ class Dataset:
     train_labels: torch.Tensor | None
     test_labels: torch.Tensor | None
     shape: tuple  # shape of one example, e.g. (1, 28, 28); rows hold prod(shape) values
+    scaling: str = "pixel values / 255"  # what was done to the stored values, said on the first line of a run
+    # more arrays of a .npz (load(..., arrays=["x", "y"])), split like the rows: model(x, *extra)
+    train_extra: tuple = ()
+    test_extra: tuple = ()
 
     @property
     def dim(self) -> int:
@@ -53,12 +57,34 @@ class Dataset:
         """Moves every tensor to ``device`` once; training then never copies data again."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return replace(self, train=move(self.train), test=move(self.test),
-                       train_labels=move(self.train_labels), test_labels=move(self.test_labels))
+                       train_labels=move(self.train_labels), test_labels=move(self.test_labels),
+                       train_extra=tuple(map(move, self.train_extra)), test_extra=tuple(map(move, self.test_extra)))
+
+    @property
+    def train_rows(self) -> tuple:
+        """What a program is called with for the training rows: ``(x, *extra)``."""
+        return (self.train, *self.train_extra)
+
+    @property
+    def test_rows(self) -> tuple:
+        """What a program is called with for the test rows: ``(x, *extra)``."""
+        return (self.test, *self.test_extra)
+
+
+STREAM_BYTES = 1 << 30  # stream="auto": a .npy larger than this is read batch by batch
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float = 0.2,
-         seed: int = 0) -> Dataset:
-    """Loads a data set by name or path. Raises :class:`UserError` with a one-line reason."""
+         seed: int = 0, arrays: list[str] | None = None, stream: str = "auto") -> Dataset:
+    """Loads a data set by name or path. Raises :class:`UserError` with a one-line reason.
+
+    Images (the built-in sets, PNG folders, uint8 arrays) are scaled to [0, 1]; other arrays (counts,
+    measurements) keep their values, as float32 rows. ``arrays`` names the arrays of a ``.npz`` that a
+    program takes, in order (``["x", "y"]``: ``model(x, y)``): the first gives the rows, the others are
+    split alike (``train_extra``, ``test_extra``), integer ones as int64. A ``.npy`` over ``STREAM_BYTES``
+    (``stream="auto"``; ``"always"``, ``"never"``) stays in its file: ``train`` and ``test`` are then
+    :class:`~pyro_vae.sources.FileRows`, read batch by batch, so data larger than memory trains.
+    """
     data_dir = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
     if name == "mnist-5k":
         x, y, shape = _mnist_5k()
@@ -71,9 +97,14 @@ def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float 
     if name in ("mnist", "fashion-mnist"):
         return _torchvision(name, data_dir)
     path = Path(name)
+    if arrays and path.suffix != ".npz":
+        raise UserError(f"--arrays names arrays of a .npz file, not of {name!r}: save them with np.savez(path, x=..., y=...)")
+    if path.suffix == ".npy" and path.is_file() and \
+            (stream == "always" or stream == "auto" and path.stat().st_size > STREAM_BYTES):
+        return _streamed(path, test_size, seed)
     if path.suffix in (".npy", ".npz") or path.is_dir() or os.sep in name:
-        x, y, shape = _user_data(path)
-        return _split(path.name, x, y, shape, test_size, seed)
+        x, y, shape, scaling, extra = _user_data(path, arrays)
+        return replace(_split(path.name, x, y, shape, test_size, seed, extra), scaling=scaling)
     raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(NAMES)}, "
                     "or give a path to a .npy/.npz file or a folder of PNG images")
 
@@ -102,19 +133,47 @@ def _mnist_5k(cache_dir: Path = DEFAULT_DATA_DIR):
     return x / 255.0, y, (1, 28, 28)
 
 
-def _split(name, x, y, shape, test_size, seed) -> Dataset:
+def _split(name, x, y, shape, test_size, seed, extra: tuple = ()) -> Dataset:
+    """Shuffles the rows (seeded) and holds out ``test_size`` of them (a fraction, or a count ≥ 1; 0: none)."""
     x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     n = len(x)
-    n_test = int(test_size) if test_size >= 1 else max(1, int(round(n * test_size)))
-    if n < 2 or n_test >= n:
+    n_test = int(test_size) if test_size >= 1 or test_size == 0 else max(1, int(round(n * test_size)))
+    if n < 1 or n_test >= n or n < 2 and n_test:
         raise UserError(f"dataset {name!r} has {n} example(s): need at least 2 to hold out a test split")
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(seed).permutation(n) if n_test else np.arange(n)  # no split: rows in order
     test, train = order[:n_test], order[n_test:]
     tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     labels = None if y is None else tensor(np.asarray(y, dtype=np.int64))
+    extra = tuple(map(tensor, extra))
     return Dataset(name, tensor(x[train]), tensor(x[test]),
                    None if labels is None else labels[train], None if labels is None else labels[test],
-                   tuple(int(s) for s in shape))
+                   tuple(int(s) for s in shape), train_extra=tuple(e[train] for e in extra),
+                   test_extra=tuple(e[test] for e in extra))
+
+
+def _streamed(path: Path, test_size: float, seed: int) -> Dataset:
+    """A .npy left in its file: train and test rows are :class:`~pyro_vae.sources.FileRows`, split as ``_split`` splits."""
+    from pyro_vae.sources import FileRows
+
+    try:
+        rows = FileRows.open(path)
+    except (ValueError, OSError) as error:
+        raise UserError(f"could not read {str(path)!r} as a NumPy array ({error})") from None
+    shape = _shape_of(np.empty((0, *rows.row_shape)))
+    if len(rows.row_shape) == 3 and rows.row_shape[-1] in (3, 4) and rows.row_shape[0] not in (1, 3, 4):
+        raise UserError(f"{str(path)!r}: colour images (N, H, W, C) are read into memory only: save them as (N, C, H, W)"
+                        " or use --stream never")
+    if not np.issubdtype(rows.dtype, np.number) or np.issubdtype(rows.dtype, np.complexfloating):
+        raise UserError(f"{str(path)!r}: array has dtype {rows.dtype}; expected real numbers")
+    n = len(rows)
+    n_test = int(test_size) if test_size >= 1 or test_size == 0 else max(1, int(round(n * test_size)))
+    if n < 2 and n_test or n_test >= n:
+        raise UserError(f"dataset {path.name!r} has {n} example(s): need at least 2 to hold out a test split")
+    order = np.random.default_rng(seed).permutation(n) if n_test else np.arange(n)
+    scaling = "uint8 pixel values / 255" if rows.dtype == np.uint8 else \
+        f"values as stored ({rows.dtype} → float32, not rescaled)"
+    return Dataset(path.name, rows.subset(order[n_test:]), rows.subset(order[:n_test]), None, None, shape,
+                   scaling=f"{scaling}, read from the file batch by batch")
 
 
 def _torchvision(name: str, data_dir: Path) -> Dataset:
@@ -155,13 +214,15 @@ def _idx_folder(name: str, folder: Path) -> Dataset:
                    (1, 28, 28))
 
 
-def _user_data(path: Path):
-    """A user's array (.npy/.npz, images or rows) or a folder of PNGs (subfolders = labels)."""
+def _user_data(path: Path, arrays: list[str] | None = None):
+    """A user's array (.npy/.npz, images or rows) or a folder of PNGs (subfolders = labels):
+    (x, labels, shape, what was done to the values, the further arrays named in ``arrays``)."""
     if not path.exists():
         raise UserError(f"data path {str(path)!r} does not exist: give a .npy/.npz file or a folder of PNG images")
-    labels = None
+    labels, extra = None, ()
     if path.is_dir():
         x, labels = _png_folder(path)
+        scaling = "PNG pixel values / 255"
     else:
         try:
             loaded = np.load(path, allow_pickle=False)
@@ -171,12 +232,33 @@ def _user_data(path: Path):
             keys = list(loaded.keys())
             if not keys:
                 raise UserError(f"{str(path)!r} holds no arrays: save one with np.savez(path, x=images)")
-            x = loaded["x"] if "x" in keys else loaded[keys[0]]
+            missing = [a for a in arrays or () if a not in keys]
+            if missing:
+                raise UserError(f"--arrays {','.join(arrays)}: {str(path)!r} has no array {missing[0]!r}; "
+                                f"it holds {', '.join(keys)}")
+            x = loaded[arrays[0]] if arrays else loaded["x"] if "x" in keys else loaded[keys[0]]
             labels = next((loaded[k] for k in ("y", "labels") if k in keys), None)
+            extra = tuple(_extra_array(loaded[a], len(x), a, str(path)) for a in (arrays or [])[1:])
         else:
             x = loaded
+        x, scaling = _scaled(np.asarray(x))
     x = _channels_first(np.asarray(x))
-    return _validate_array(x, str(path)), _validate_labels(labels, x, str(path)), _shape_of(x)
+    return _validate_array(x, str(path)), _validate_labels(labels, x, str(path)), _shape_of(x), scaling, extra
+
+
+def _scaled(x: np.ndarray) -> tuple[np.ndarray, str]:
+    """8-bit images (uint8) → [0, 1]; any other array keeps its values (counts stay counts)."""
+    if x.dtype == np.uint8:
+        return x / np.float32(255.0), "uint8 pixel values / 255"
+    return x, f"values as stored ({x.dtype} → float32, not rescaled)"
+
+
+def _extra_array(a: np.ndarray, n: int, name: str, where: str) -> np.ndarray:
+    """A further array of a .npz for model(x, ...): one entry per row; whole numbers as int64, others float32."""
+    if a.ndim == 0 or a.shape[0] != n or not np.issubdtype(a.dtype, np.number):
+        raise UserError(f"{where}: array {name!r} must hold one entry per row of the first array ({n}), got shape "
+                        f"{a.shape} of {a.dtype}")
+    return a.astype(np.int64 if np.issubdtype(a.dtype, np.integer) or a.dtype == bool else np.float32)
 
 
 def _png_folder(path: Path):
@@ -232,20 +314,24 @@ def _validate_array(x: np.ndarray, where: str) -> np.ndarray:
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise UserError(f"{where}: the data contains NaN or infinite values; clean or drop those rows first")
-    if x.min() >= 0 and x.max() > 1 and x.max() <= 255 and np.all(x == np.round(x)):
-        x = x / 255.0  # 8-bit pixel values
     return x
 
 
 def binarized_test(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """x ~ Bernoulli(grey level), drawn once with a fixed seed: the test set of a ``binarize`` run, the same
     in training and in ``pyro-vae evaluate``."""
+    x = x if isinstance(x, torch.Tensor) else x[:]  # rows in a file: the test rows are read once, here
     generator = torch.Generator(device=x.device).manual_seed(seed)
     return torch.bernoulli(x, generator=generator)
 
 
 def check_values(x: torch.Tensor, likelihood: str) -> None:
-    """Bernoulli-type likelihoods need x in [0, 1]; checked once, before training, not per step."""
+    """Bernoulli-type likelihoods need x in [0, 1]; checked once, before training, not per step (rows read from a
+    file are checked 65,536 at a time)."""
+    if not isinstance(x, torch.Tensor):
+        for start in range(0, len(x), 1 << 16):
+            check_values(x[start:start + (1 << 16)], likelihood)
+        return
     if not bool(torch.isfinite(x).all()):
         raise UserError("the data contains NaN or infinite values; clean or drop those rows first")
     if likelihood in ("bernoulli", "continuous-bernoulli") and bool((x < 0).any() | (x > 1).any()):

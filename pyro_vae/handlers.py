@@ -21,14 +21,14 @@ def lean_traces(model, guide, *args, **kwargs):
 
 
 class DataScale(Messenger):
-    """Scales every site in the ``plate`` plate so that a batch of ``rows`` rows stands for ``num_data``.
+    """Scales every site in the ``plate`` plate so that the rows it scores stand for ``num_data`` rows.
 
-    The factor is num_data / rows, taken from the rows actually passed, never from the size the plate
-    declares: ``pyro.plate("data")`` without a size (Pyro's size −1) or with a stale size would
-    otherwise scale by nonsense. The loss is then an unbiased estimate of the full data set's −ELBO,
-    and sites outside the plate (global latents) count once. A plate that subsamples
-    (``pyro.plate("data", N, subsample=index)``) is already scaled by Pyro by N / len(index); that
-    factor is divided out, so the total is num_data / rows either way.
+    The factor is num_data / (the rows the plate holds), never num_data / (the size it declares):
+    ``pyro.plate("data")`` without a size (Pyro's size −1) holds the ``rows`` passed to the program; a
+    plate that subsamples (``pyro.plate("data", N, subsample=index)``, or one that draws its own
+    ``subsample_size`` rows) holds that many, and Pyro's own factor full size / subsample size is
+    divided out. Either way the loss is an unbiased estimate of the full data set's −ELBO, and
+    sites outside the plate (global latents) count once.
     """
 
     def __init__(self, num_data: float, rows: int | None = None, plate: str = "data"):
@@ -39,9 +39,9 @@ class DataScale(Messenger):
         for frame in msg["cond_indep_stack"]:
             if frame.name != self.plate:
                 continue
-            rows = self.rows if self.rows is not None else frame.size
+            held = frame.size if frame.size > 0 or self.rows is None else self.rows
             pyros_own = frame.full_size / frame.size if frame.full_size and frame.size > 0 else 1.0
-            factor = self.num_data / rows / pyros_own
+            factor = self.num_data / held / pyros_own
             if factor != 1.0:
                 msg["scale"] = msg["scale"] * factor
             return

@@ -22,7 +22,7 @@ import torch
 from torch.distributions import Independent, kl_divergence
 
 from pyro.distributions.util import scale_and_mask
-from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO
+from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO, TraceTMC_ELBO
 from pyro.infer.elbo import ELBOModule
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 
@@ -72,8 +72,18 @@ class Objective:
         _check(elbo, particles, beta, kl_warmup, free_bits)
         self.name = elbo if isinstance(elbo, str) else type(elbo).__name__
         self.particles, self.beta, self.kl_warmup, self.free_bits = particles, beta, kl_warmup, free_bits
-        self.elbo = elbo if isinstance(elbo, ELBO) else make_elbo(elbo, particles, free_bits, max_plate_nesting)
+        self.max_plate_nesting = max_plate_nesting
+        # "auto" is made "enum" or "trace" by for_program, once the program's sites are known
+        self.elbo = elbo if isinstance(elbo, ELBO) else \
+            None if elbo == "auto" else make_elbo(elbo, particles, free_bits, max_plate_nesting)
         self.epoch = None
+
+    def resolve(self, enumerated: bool) -> None:
+        """``auto`` becomes ``enum`` for a program with enumerated sites, else ``trace``."""
+        if self.name == "auto":
+            self.name = "enum" if enumerated else "trace"
+            _check(self.name, self.particles, self.beta, self.kl_warmup, self.free_bits)
+            self.elbo = make_elbo(self.name, self.particles, self.free_bits, self.max_plate_nesting)
 
     def set_epoch(self, epoch: int) -> None:
         """Tells the objective the epoch about to start (for the KL warm-up)."""
@@ -117,6 +127,31 @@ class Objective:
 
 # an Objective is used wherever Pyro takes an ELBO: pyro.infer.SVI then calls its loss and loss_and_grads
 ELBO.register(Objective)
+
+ENUMERATING = (TraceEnum_ELBO, TraceTMC_ELBO)  # the ELBOs that sum out sites marked for enumeration
+
+
+def for_program(objective: ELBO | None, enumerated: tuple[str, ...], max_plate_nesting: int) -> ELBO:
+    """The objective ``fit`` trains a program with: the given one, or by default ``Trace_ELBO``, or
+    ``TraceEnum_ELBO`` when the program has sites marked for enumeration (``config_enumerate``,
+    ``infer={"enumerate": ...}``). An objective that can't sum those sites out is refused in one line:
+    Trace_ELBO would sample them from the model's prior, unscored by the guide, and fit another model.
+    ``max_plate_nesting`` is set where it was left to Pyro's guess, which runs the program once more
+    and draws random numbers there (so a resumed run would not continue the same trajectory).
+    """
+    if objective is None:
+        objective = TraceEnum_ELBO() if enumerated else elbos.Trace_ELBO()
+    if isinstance(objective, Objective):
+        objective.resolve(bool(enumerated))
+    inner = objective.elbo if isinstance(objective, Objective) else objective
+    if enumerated and not isinstance(inner, ENUMERATING):
+        name = objective.name if isinstance(objective, Objective) else type(objective).__name__
+        raise UserError(f"the program marks site(s) {', '.join(map(repr, enumerated))} for enumeration, which "
+                        f"{name} can't sum out (it would sample them unscored and fit another model): train with "
+                        "--elbo enum (or leave --elbo at auto), i.e. TraceEnum_ELBO")
+    if isinstance(inner, ELBO) and inner.max_plate_nesting == float("inf"):
+        inner.max_plate_nesting = max_plate_nesting + (inner.vectorize_particles and inner.num_particles > 1)
+    return objective
 
 
 def make_elbo(name: str, particles: int = 1, free_bits: float = 0.0,

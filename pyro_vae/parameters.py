@@ -22,6 +22,7 @@ from pyro import poutine
 
 from pyro.poutine.util import prune_subsample_sites
 
+from pyro_vae import sites
 from pyro_vae.checkpoint import load_into, rng_state, set_rng_state
 from pyro_vae.errors import UserError
 
@@ -52,12 +53,12 @@ def traces(model: Callable, guide: Callable, *batch) -> tuple[poutine.Trace, pou
 
 @torch.no_grad()
 def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.device, num_data: int,
-               plate: str = "data") -> tuple[list[torch.Tensor], list[str]]:
+               plate: str = "data") -> tuple[list[torch.Tensor], list[str], sites.Layout]:
     """Runs guide and model once on ``batch`` so that lazily made parameters exist, on ``device``.
 
-    Returns (parameters, names of the ``pyro.param`` sites): module parameters first, then the param
-    store's, each once. Raises :class:`UserError` for a pair the trainer can't train: no parameters,
-    a latent site of the model that the guide lacks, per-example sites outside the ``plate`` plate.
+    Returns (parameters, names of the ``pyro.param`` sites, the program's :class:`~pyro_vae.sites.Layout`):
+    module parameters first, then the param store's, each once. Raises :class:`UserError` for a pair
+    the trainer can't train: no parameters, a latent site of the model that the guide lacks.
     """
     modules = owners(model, guide)
     modes = [m.training for m in modules]
@@ -95,13 +96,14 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
     if not params:
         raise UserError("the model and guide have no parameters to train: give them nn.Module parameters, "
                         "pyro.param or pyro.module calls, or use an autoguide such as AutoNormal(model)")
-    _check_sites(model_trace, guide_trace, batch, num_data, plate)
-    return params, names
+    _check_guide(model_trace, guide_trace)
+    module_params = {id(p) for m in modules for p in m.parameters()}
+    return params, names, sites.layout(model_trace, guide_trace, guide, plate, num_data, batch[0].shape[0],
+                                       module_params)
 
 
-def _check_sites(model_trace, guide_trace, batch, num_data: int, plate: str) -> None:
+def _check_guide(model_trace, guide_trace) -> None:
     guide_trace = prune_subsample_sites(guide_trace)  # a plate's own index site is no part of p or q
-    batch_size = batch[0].shape[0]
     for name, site in prune_subsample_sites(model_trace).nodes.items():
         if site["type"] != "sample":
             continue
@@ -110,14 +112,6 @@ def _check_sites(model_trace, guide_trace, batch, num_data: int, plate: str) -> 
             raise UserError(f"the guide has no site {name!r}, a latent site of the model: add "
                             f"pyro.sample({name!r}, ...) to the guide (or enumerate it with "
                             "infer={'enumerate': 'parallel'} and TraceEnum_ELBO)")
-        value = site["value"]
-        per_example = torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == batch_size
-        if site["is_observed"] and per_example and batch_size < num_data and not site["infer"].get("is_auxiliary") \
-                and not any(f.name == plate or f.size == num_data for f in site["cond_indep_stack"]):
-            raise UserError(f"the model's observed site {name!r} lies outside pyro.plate({plate!r}, ...): minibatches "
-                            f"of {batch_size} of {num_data} rows must be scaled by N/B there; put per-example sites "
-                            f"in pyro.plate({plate!r}, x.shape[0]), name your own plate with plate=NAME (--plate "
-                            "NAME), or train on the full data (batch size = N)")
 
 
 @torch.no_grad()

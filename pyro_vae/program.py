@@ -48,6 +48,8 @@ def load(spec: str, dataset: Dataset | None = None) -> tuple[Callable, Callable]
         raise UserError(f"--program: {str(file)!r} is not a Python file")
     module = importlib.util.module_from_spec(importer)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
+    if str(file.parent) not in sys.path:  # its helper modules import as they would under `python FILE.py`
+        sys.path.insert(0, str(file.parent))
     try:
         importer.loader.exec_module(module)
     except Exception as error:

@@ -81,7 +81,8 @@ def objective(config: dict) -> Objective:
     """The run's training objective from the config's :class:`pyro_vae.settings.Objective` fields
     (absent keys: their defaults, the plain ELBO, as in runs made before they existed)."""
     o = settings.Objective.from_dict(config)
-    return Objective(o.elbo, particles=o.particles, beta=o.beta, kl_warmup=o.kl_warmup, free_bits=o.free_bits)
+    return Objective(o.elbo, particles=o.particles, beta=o.beta, kl_warmup=o.kl_warmup, free_bits=o.free_bits,
+                     max_plate_nesting=config.get("max_plate_nesting", float("inf")))
 
 
 @dataclass

@@ -23,22 +23,38 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 class Interval(NamedTuple):
-    """How often to checkpoint: every ``n`` ``unit`` ("epochs" or "steps")."""
+    """How often: every ``n`` ``unit`` ("epochs", "steps" or "seconds"), or ``auto`` (n = 0)."""
 
     n: int
     unit: str
 
     def __str__(self):
-        return f"{self.n}{self.unit}"
+        return "auto" if self.unit == "auto" else f"{self.n}{self.unit}"
+
+    def in_epochs(self, epochs: int) -> "Interval":
+        """``auto`` made concrete for a run of ``epochs`` epochs: every epoch, at most about 100 times a run
+        (a full-batch fit of thousands of one-step epochs, as in Pyro's tutorials, then pays for about 100
+        evaluations and checkpoints, not thousands); other intervals as they are."""
+        return Interval(-(-epochs // 100), "epochs") if self.unit == "auto" else self
 
 
-def interval(value: int | str) -> Interval:
-    """``2``, ``"2"`` or ``"2epochs"`` → every 2 epochs; ``"500steps"`` → every 500 optimizer steps."""
-    match = re.fullmatch(r"\s*(\d+)\s*(epochs?|steps?)?\s*", str(value))
-    if isinstance(value, bool) or not match or int(match[1]) <= 0:
-        raise UserError(f"--checkpoint-every takes N, Nepochs or Nsteps with N > 0 (e.g. 2epochs or 500steps), "
-                        f"got {value!r}")
-    return Interval(int(match[1]), (match[2] or "epochs").rstrip("s") + "s")
+UNITS = {"": "epochs", "epoch": "epochs", "epochs": "epochs", "step": "steps", "steps": "steps", "s": "seconds",
+         "sec": "seconds", "secs": "seconds", "second": "seconds", "seconds": "seconds", "min": "minutes",
+         "mins": "minutes", "minute": "minutes", "minutes": "minutes"}
+
+
+def interval(value: int | str, name: str = "checkpoint_every") -> Interval:
+    """``2``, ``"2"`` or ``"2epochs"`` → every 2 epochs; ``"500steps"`` → every 500 optimizer steps;
+    ``"30s"``/``"30seconds"``/``"5min"`` → at the first epoch end 30 s (5 min) after the last time; ``"auto"``."""
+    if str(value).strip() == "auto":
+        return Interval(0, "auto")
+    match = re.fullmatch(r"\s*(\d+)\s*([a-z]*)\s*", str(value))
+    unit = UNITS.get(match[2]) if match else None
+    if isinstance(value, bool) or not match or int(match[1]) <= 0 or unit is None:
+        raise UserError(f"--{flag(name)} takes N, Nepochs, Nsteps, Nseconds (Ns, Nmin) with N > 0, or auto "
+                        f"(e.g. 2epochs, 500steps or 30s), got {value!r}")
+    n = int(match[1]) * (60 if unit == "minutes" else 1)
+    return Interval(n, "seconds" if unit == "minutes" else unit)
 
 
 def option(default: Any, help: str, check: str | None = None, choices: tuple | None = None,
@@ -53,7 +69,7 @@ class Settings:
     def __post_init__(self):
         for f in fields(self):
             if f.metadata.get("check") == "interval":
-                interval(getattr(self, f.name))
+                interval(getattr(self, f.name), f.name)
                 continue
             value, check, choices = getattr(self, f.name), f.metadata.get("check"), f.metadata.get("choices")
             if value is None and f.default is None:
@@ -112,11 +128,18 @@ class Training(Settings):
                              "positive")
     lr: float = option(1e-3, "Adam learning rate", "positive")
     clip_norm: float | None = option(None, "clip the global gradient norm to this value (a NaN/inf norm stops "
-                                           "the run)", "positive")
+                                           "the run); with clipped-adam, each parameter's", "positive")
     seed: int = option(0, "random seed; the same seed gives the same metrics on a CPU")
     device: str = option("auto", "auto (a GPU when there is one), cpu, cuda or cuda:N")
-    checkpoint_every: str = option("1epochs", "N or Nepochs: checkpoint every N epochs; Nsteps: every N optimizer "
-                                              "steps, also mid-epoch (the last epoch is always saved)", "interval")
+    optimizer: str = option("adam", "adam (torch's, fused); clipped-adam (Pyro's ClippedAdam: each parameter's "
+                                    "gradient clipped to --clip-norm, default 10); adagrad-rmsprop (Pyro's, step "
+                                    "size --lr); sgd", choices=("adam", "clipped-adam", "adagrad-rmsprop", "sgd"))
+    eval_every: str = option("auto", "measure the ELBO parts on test and training rows every N epochs (N or Nepochs), "
+                                     "Nsteps or Nseconds (Ns, Nmin: at the first epoch end after that long); auto: every "
+                                     "epoch, at most ~100 times a run; the last epoch always", "interval")
+    checkpoint_every: str = option("auto", "checkpoint every N epochs (N or Nepochs); Nsteps: every N optimizer steps, "
+                                           "also mid-epoch; Nseconds (Ns, Nmin); auto: every epoch, at most ~100 times a "
+                                           "run; the last epoch is always saved", "interval")
     keep_last: int = option(1, "also keep the last N checkpoints under checkpoints/ (1: only checkpoint.pt)",
                             "positive")
     eval_batch_size: int = option(1000, "examples per batch when the ELBO parts are measured after each epoch",
@@ -136,6 +159,10 @@ class VAE(Settings):
 
     dataset: str = option("mnist-5k", "mnist-5k (offline: 5,000 real MNIST digits), digits (sklearn 8x8), mnist, "
                                       "fashion-mnist, or a path to .npy/.npz or a folder of PNGs")
+    test_fraction: float = option(0.2, "share of a .npy/.npz/PNG data set's rows held out as test rows, or a count "
+                                       "≥ 1 (0: train on every row, in order, as Pyro's tutorials do)", "nonnegative")
+    stream: str = option("auto", "read a .npy data set from its file batch by batch instead of into memory: auto "
+                                 "(when the file is over 1 GiB), always or never", choices=("auto", "always", "never"))
     latent_dim: int = option(2, "dimension of z (2, so codes and the decoded manifold can be drawn)", "positive")
     likelihood: str = option("gaussian", "p(x|z): gaussian N(f(z), cI) as in the lecture; gaussian-learned "
                                          "N(f(z), σ²I) with one learned σ (σ-VAE; --c is its start); bernoulli on "
@@ -146,16 +173,17 @@ class VAE(Settings):
     network: str = option("mlp", "mlp, or conv for 28x28 images", choices=("mlp", "conv"))
 
 
-ELBOS = ("trace", "meanfield", "iwae", "enum")
+ELBOS = ("auto", "trace", "meanfield", "iwae", "enum")
 
 
 @dataclass(frozen=True)
 class Objective(Settings):
     """What is maximized: the ELBO, or a variant of it; acts on any model's sites."""
 
-    elbo: str = option("trace", "trace: Trace_ELBO, Monte Carlo KL (the lecture); meanfield: TraceMeanField_ELBO, "
-                                "analytic KL; iwae: importance-weighted bound over --particles samples; enum: TraceEnum_ELBO, "
-                                "discrete sites marked for enumeration summed out", choices=ELBOS)
+    elbo: str = option("auto", "auto: enum if the program has sites marked for enumeration, else trace; trace: "
+                               "Trace_ELBO, Monte Carlo KL (the lecture); meanfield: TraceMeanField_ELBO, analytic KL; "
+                               "iwae: importance-weighted bound over --particles samples; enum: TraceEnum_ELBO, discrete "
+                               "sites marked for enumeration summed out", choices=ELBOS)
     particles: int = option(1, "samples z ~ q(z|x) per example and step, vectorized", "positive")
     beta: float = option(1.0, "weight β of the KL term (β-VAE): 0 keeps the reconstruction term only", "nonnegative")
     kl_warmup: int = option(0, "ramp β linearly over N epochs: β·min(1, (epoch − 1)/N), so epoch 1 has β = 0",
@@ -195,7 +223,7 @@ def _parser_type(annotation: str, check: str | None):
             try:
                 return str(interval(text))
             except UserError as error:
-                raise argparse.ArgumentTypeError(str(error).removeprefix("--checkpoint-every ")) from None
+                raise argparse.ArgumentTypeError(str(error).split(" ", 1)[1]) from None
 
         return parse_interval
     if kind == "str":

@@ -195,7 +195,7 @@ def _(d, run):
 
 @case("--checkpoint-every in unknown units")
 def _(d, run):
-    return TRAIN + ["--dataset", "digits", "--checkpoint-every", "10min", "--out", f"{d}/run"], d / "run"
+    return TRAIN + ["--dataset", "digits", "--checkpoint-every", "10weeks", "--out", f"{d}/run"], d / "run"
 
 
 @case("--device cuda on a machine without a GPU")
@@ -281,6 +281,47 @@ def _(d, run):
     return train_pair(d, "    loc = pyro.param('loc', torch.zeros(x.shape[1]))\n"
                          "    pyro.sample('x', dist.Normal(loc.expand(x.shape), 1.0).to_event(2), obs=x)",
                       "    pass")
+
+
+@case("--program with a site per observation in a loop, under minibatches")
+def _(d, run):
+    return train_pair(d, "    mu = pyro.sample('mu', dist.Normal(0.0, 1.0))\n"
+                         "    for i in range(len(x)):\n"
+                         "        pyro.sample(f'obs_{i}', dist.Normal(mu, 1.0).expand([x.shape[1]]).to_event(1), obs=x[i])",
+                      "    pyro.sample('mu', dist.Normal(pyro.param('m', torch.tensor(0.0)), 1.0))")
+
+
+@case("--program with a pyro.param per example, under minibatches")
+def _(d, run):
+    return train_pair(d, "    with pyro.plate('data', x.shape[0]):\n"
+                         "        z = pyro.sample('z', dist.Normal(x.new_zeros(x.shape[0]), 1.0))\n"
+                         "        pyro.sample('x', dist.Normal(z[:, None], 1.0).to_event(1), obs=x)",
+                      "    loc = pyro.param('loc', torch.zeros(x.shape[0]))\n"
+                      "    with pyro.plate('data', x.shape[0]):\n"
+                      "        pyro.sample('z', dist.Normal(loc, 1.0))")
+
+
+@case("--program with enumerated sites under an objective that can't sum them out")
+def _(d, run):
+    argv, path = train_pair(d, "    p = pyro.param('p', torch.tensor(0.5), constraint=dist.constraints.unit_interval)\n"
+                               "    with pyro.plate('data', x.shape[0]):\n"
+                               "        c = pyro.sample('c', dist.Bernoulli(p), infer={'enumerate': 'parallel'})\n"
+                               "        pyro.sample('x', dist.Normal(c[..., None], 1.0).to_event(1), obs=x)",
+                            "    pass")
+    return argv + ["--elbo", "trace"], path
+
+
+@case("--arrays without --program")
+def _(d, run):
+    return TRAIN + ["--dataset", "digits", "--arrays", "x,y", "--out", f"{d}/run"], d / "run"
+
+
+@case("--arrays naming an array the .npz lacks")
+def _(d, run):
+    np.savez(d / "data.npz", x=np.zeros((40, 6), dtype=np.float32))
+    argv, path = train_pair(d, "    pass", "    pass")
+    return [a if a != argv[argv.index("--dataset") + 1] else str(d / "data.npz") for a in argv] + \
+        ["--arrays", "x,y"], path
 
 
 @case("--program whose model fails on the data")

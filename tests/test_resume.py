@@ -154,8 +154,10 @@ def test_checkpoint_every_syntax():
     assert interval(3) == interval("3") == interval("3epochs") == (3, "epochs")
     assert interval("3 epoch") == (3, "epochs")
     assert interval("500steps") == interval("500step") == (500, "steps")
-    for bad in ("0", "-2", "steps", "5 minutes", "1.5epochs", True):
-        with pytest.raises(UserError, match="--checkpoint-every takes N, Nepochs or Nsteps"):
+    assert interval("30s") == interval("30 seconds") == (30, "seconds") and interval("2min") == (120, "seconds")
+    assert interval("auto").in_epochs(2000) == (20, "epochs") and interval("auto").in_epochs(100) == (1, "epochs")
+    for bad in ("0", "-2", "steps", "5 weeks", "1.5epochs", True):
+        with pytest.raises(UserError, match="--checkpoint-every takes N, Nepochs, Nsteps, Nseconds"):
             interval(bad)
 
 

@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     model.add_argument("--index", action="store_true",
                        help="with --program: call model(x, index) with each row's index in the training set, for "
                             "local parameters in pyro.plate('data', N, subsample=index)")
+    model.add_argument("--arrays", metavar="NAME,NAME", type=lambda text: text.split(","),
+                       help="with --program and a .npz: the arrays passed to model(...) and guide(...), in order "
+                            "(e.g. x,y for model(x, y)); default: the array x (or the first one)")
     model.add_argument("--data-dir", help="where mnist/fashion-mnist are looked for and downloaded "
                                           "(default: $PYRO_VAE_DATA, else ~/.cache/pyro-vae)")
     objective = p.add_argument_group("the objective (on --resume: the run's own; a different value is an error)")
@@ -55,6 +58,7 @@ def saved_config(args) -> dict:
 def run(args) -> None:
     import pyro
 
+    from pyro_vae import callbacks as cb
     from pyro_vae import data as datasets
     from pyro_vae import distributed, plots, runs
     from pyro_vae.train import fit
@@ -73,26 +77,34 @@ def run(args) -> None:
         raise UserError(f"--binarize dynamic draws binary pixels, for --likelihood bernoulli, "
                         f"not {model_settings.likelihood}")
     data_dir = args.data_dir if args.data_dir is not None else saved.get("data_dir")
-    dataset = datasets.load(model_settings.dataset, data_dir, seed=0)
+    arrays = args.arrays or saved.get("arrays")
+    if arrays and not program:
+        raise UserError("--arrays passes further arrays to your own program's model(x, ...): use it with --program")
+    dataset = datasets.load(model_settings.dataset, data_dir, test_size=model_settings.test_fraction, seed=0,
+                            arrays=arrays, stream=model_settings.stream)
     pyro.clear_param_store()  # a new program: no pyro.param value may come from an earlier one in this process
     pyro.set_rng_seed(training.seed)  # the networks' initial weights
     if program:
         index = args.index or saved.get("index", False)
-        config = {"model": "program", "program": runs.program_spec(program), "index": index,
-                  "dataset": model_settings.dataset, "shape": list(dataset.shape)}
+        config = {"model": "program", "program": runs.program_spec(program), "index": index, "arrays": arrays,
+                  "dataset": model_settings.dataset, "test_fraction": model_settings.test_fraction,
+                  "shape": list(dataset.shape)}
         model, guide = runs.build(config, dataset)
     else:
         datasets.check_values(dataset.train, model_settings.likelihood)
         config = {"model": "vae", **model_settings.to_dict(), "shape": list(dataset.shape)}
         model, guide = runs.build(config)
         index = False
-    config.update(objective_settings.to_dict(), data_dir=data_dir)
+    config.update(objective_settings.to_dict(), data_dir=data_dir, data_scaling=dataset.scaling)
     binarize = objective_settings.binarize == "dynamic"
-    test = datasets.binarized_test(dataset.test) if binarize else dataset.test
-    train_data = (dataset.train, runs.row_index(dataset.train)) if index else dataset.train
-    history = fit(model, guide, train_data, test_data=None if index else test, settings=training,
-                  objective=runs.objective(config), transform=datasets.binarize_batch if binarize else None,
-                  out=args.out, resume=args.resume, overwrite=args.overwrite, config=config, quiet=args.quiet)
+    test = (datasets.binarized_test(dataset.test), *dataset.test_extra) if binarize else dataset.test_rows
+    train_data = (*dataset.train_rows, runs.row_index(dataset.train)) if index else dataset.train_rows
+    note = cb.Announce(f"data: {dataset.name}, {dataset.train.shape[0]} training and {dataset.test.shape[0]} test "
+                       f"rows of {dataset.dim} values; {dataset.scaling}", args.quiet)
+    history = fit(model, guide, train_data, test_data=None if index or not dataset.test.shape[0] else test,
+                  settings=training, objective=runs.objective(config),
+                  transform=datasets.binarize_batch if binarize else None, out=args.out, resume=args.resume,
+                  overwrite=args.overwrite, config=config, callbacks=[note], quiet=args.quiet)
     if distributed.rank_and_world()[0] != 0:
         return
     if not args.no_figures:
