@@ -36,12 +36,17 @@ from pyro_vae.train import fit  # noqa: E402
 
 N, SEED, COMPONENTS = 1000, 0, 10
 SHAPE = [1, 28, 28]
-# name → (what it is, its config for runs.build, epochs, learning rate)
+# name → (what it is, its config for runs.build and runs.objective, epochs, learning rate)
 SETTINGS = {
     "lecture_c0.1": ("VAE, Gaussian c = 0.1, MLP 256, 8-D (§9's setting)",
                      {"model": "vae", "likelihood": "gaussian", "c": 0.1, "hidden": [256], "latent_dim": 8}, 30, 1e-3),
     "bernoulli_mlp_8": ("VAE, Bernoulli, MLP 512-256, 8-D",
                         {"model": "vae", "likelihood": "bernoulli", "hidden": [512, 256], "latent_dim": 8}, 100, 1e-3),
+    "bernoulli_mlp_4": ("VAE, Bernoulli, MLP 512-256, 4-D",
+                        {"model": "vae", "likelihood": "bernoulli", "hidden": [512, 256], "latent_dim": 4}, 60, 1e-3),
+    "bernoulli_mlp_8_beta2": ("VAE, Bernoulli, MLP 512-256, 8-D, β = 2",
+                              {"model": "vae", "likelihood": "bernoulli", "hidden": [512, 256], "latent_dim": 8,
+                               "beta": 2.0}, 60, 1e-3),
     "bernoulli_mlp_16": ("VAE, Bernoulli, MLP 512-256, 16-D",
                          {"model": "vae", "likelihood": "bernoulli", "hidden": [512, 256], "latent_dim": 16}, 100, 1e-3),
     "bernoulli_conv_16": ("VAE, Bernoulli, conv, 16-D",
@@ -60,7 +65,7 @@ def trained(name: str):
     model, guide = analysis.seeded(runs.build, {"shape": SHAPE, **config}, seed=SEED)
     started = time.perf_counter()
     fit(model, guide, mnist().train, epochs=epochs(n_epochs), lr=lr, batch_size=128, seed=SEED, device="cpu",
-        evaluator=None, quiet=True)
+        objective=runs.objective(config), evaluator=None, quiet=True)
     return model.eval(), guide.eval(), time.perf_counter() - started
 
 
@@ -120,12 +125,14 @@ def figure(images: dict, rows: dict, path: Path) -> None:
 
     names = list(images)
     columns = 4
-    fig, axes = plt.subplots((len(names) + columns - 1) // columns, columns, figsize=(4 * columns, 4.6 * 3),
+    lines = (len(names) + columns - 1) // columns
+    fig, axes = plt.subplots(lines, columns, figsize=(4 * columns, 4.8 * lines),
                              layout="constrained", squeeze=False)
     for ax, name in zip(axes.flat, names):
         row = rows[name]
+        title = row["what"].replace(", prior", ":\nprior").replace(", mixture", ":\nmixture")
         image_panel(ax, images[name][:36], mnist().shape, 6,
-                    f"{row['what']}\nFD {row['frechet_distance']:.1f}, judged digits {row['digit_rate']:.0%}")
+                    f"{title}\nFD {row['frechet_distance']:.1f}, judged digits {row['digit_rate']:.0%}")
     for ax in axes.flat[len(names):]:
         ax.axis("off")
     save(fig, path)

@@ -262,7 +262,7 @@ def test_the_generation_pages_reading_holds_for_its_numbers():
     rows = json.loads((ROOT / "docs" / "figures" / "generation.json").read_text())["rows"]
     real, blends, lecture = rows["real"], rows["blends"], rows["lecture_c0.1/prior"]
     generators = {name: row for name, row in rows.items() if "/" in name}
-    bernoulli = [name.split("/")[0] for name in rows if name.startswith("bernoulli_") and name.endswith("/prior")]
+    bernoulli = ["bernoulli_mlp_8", "bernoulli_mlp_16", "bernoulli_conv_16"]  # β = 1, 8- or 16-D codes
     # the controls: the floor is best on every measure; blends are far in distance and recall, not precision
     assert all(real["frechet_distance"] < row["frechet_distance"] and real["recall"] > row["recall"]
                for row in [blends, *generators.values()])
@@ -279,6 +279,13 @@ def test_the_generation_pages_reading_holds_for_its_numbers():
     assert rows["bernoulli_conv_16/prior"]["digit_rate"] < min(rows[f"{n}/prior"]["digit_rate"] for n in bernoulli
                                                                 if "mlp" in n)
     assert rows["lecture_c0.1/mixture"]["digit_rate"] > 0.5 > 0.25 > lecture["digit_rate"]
+    # a 4-D code, β = 2: the highest judged prior rates, the 4-D code at a third of the 8-D's recall; none at 70%
+    priors = {name: row for name, row in generators.items() if name.endswith("/prior")}
+    small, beta2, eight = rows["bernoulli_mlp_4/prior"], rows["bernoulli_mlp_8_beta2/prior"], rows["bernoulli_mlp_8/prior"]
+    assert sorted(row["digit_rate"] for row in priors.values())[-2:] == sorted([small["digit_rate"], beta2["digit_rate"]])
+    assert small["recall"] < 0.35 * eight["recall"] and small["frechet_distance"] > eight["frechet_distance"]
+    assert max(row["digit_rate"] for row in priors.values()) < 0.7
+    assert rows["bernoulli_mlp_8_beta2/mixture"]["digit_rate"] > 0.7
     autoencoder = rows["autoencoder_16/mixture"]
     assert autoencoder["frechet_distance"] == min(row["frechet_distance"] for row in generators.values())
     assert autoencoder["recall"] == max(row["recall"] for row in generators.values())
