@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test figures bench install clean readme-figures
+.PHONY: demo test figures bench install clean readme-figures editions
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ figures: $(STAMP)
 # Speed and memory measurements; writes docs/benchmarks.md.
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --repeats 6
+
+# The Russian, Chinese and Polish editions of the notebooks and docs/lecture.md (notebooks/i18n/README.md).
+editions: $(STAMP)
+	$(PY) notebooks/editions.py
 
 clean:
 	rm -rf runs build *.egg-info

@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -36,7 +37,13 @@ def build(likelihood: str, net: dict, c: float = 0.1, seed: int = 0, shape=SHAPE
 
 
 def training_images() -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Fashion-MNIST (60,000 + 10,000) from the Debian package if installed, else MNIST-5k repeated to 60,000."""
+    """Fashion-MNIST (60,000 + 10,000) from the Debian package if installed, or from its four IDX files in the
+    folder ``$FASHION_MNIST_DIR`` (how benchmarks/gpu_check.sh brings them to a GPU machine); else MNIST-5k
+    repeated to 60,000."""
+    folder = os.environ.get("FASHION_MNIST_DIR")
+    if folder:
+        ds = datasets._idx_folder("fashion-mnist", Path(folder))
+        return ds.train, ds.test, f"Fashion-MNIST ({folder})"
     if datasets.DEBIAN_FASHION_MNIST.is_dir():
         ds = datasets.load("fashion-mnist")
         return ds.train, ds.test, f"Fashion-MNIST (Debian package, {datasets.DEBIAN_FASHION_MNIST})"

@@ -39,7 +39,8 @@ import pyro.distributions as dist
 from _common import BIG, build, log, parse_args, table, write_json
 from pyro_vae import elbos
 from pyro_vae.distributions import DiagonalNormal, IndependentBernoulli, IsotropicNormal
-from pyro_vae.train import ScaledLoss, default_optimizer
+from pyro_vae.optimizers import adam as default_optimizer
+from pyro_vae.train import ScaledLoss
 
 N, BATCH = 60_000, 256
 

@@ -282,6 +282,23 @@ def compile_and_jit(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+GPU_RESULT = os.path.join(HERE, "gpu_check.md")  # benchmarks/gpu_check.sh's table, copied from a CUDA machine
+
+
+def gpu() -> str:
+    """The GPU section: gpu_check.sh's table when one has been brought back from a CUDA machine; else says so."""
+    command = ("`bash benchmarks/gpu_check.sh` on a CUDA machine (at most 5 minutes on one H200; first "
+               "`bash benchmarks/gpu_check.sh --prepare` here, and carry `.gpu-check/` there)")
+    if os.path.exists(GPU_RESULT):
+        with open(GPU_RESULT) as f:
+            return f"## GPU (CUDA)\n\n{command}, its table copied to `benchmarks/gpu_check.md`:\n\n{f.read().strip()}\n"
+    return ("## GPU (CUDA)\n\n**Has not run yet**: no CUDA machine was at hand for any of the numbers above, which "
+            f"are all CPU numbers. {command} runs tests/test_cuda.py (a VAE epoch on the GPU, no host sync per step, "
+            "resume on the GPU), then one Fashion-MNIST epoch of `fit` against the hand-written loop on the GPU "
+            "(`benchmarks/train_epoch.py --device cuda`), and prints the ratio; its table, copied to "
+            "`benchmarks/gpu_check.md`, then shows here.\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None)
@@ -304,7 +321,7 @@ def main():
     report = [INTRO, "## Machine\n", machine(threads, load_before, os.getloadavg()[0], time.perf_counter() - started),
               "", "## Headline: targets of issue 7\n",
               VERDICTS.format(target_rounds=args.target_rounds, repeats=args.repeats),
-              headline(results), "", FINDINGS, compile_and_jit(results), *sections]
+              headline(results), "", FINDINGS, compile_and_jit(results), *sections, gpu()]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write("\n".join(report))

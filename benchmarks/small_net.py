@@ -26,7 +26,8 @@ from _common import (SMALL, Timer, build, interval_text, log, paired, parse_args
                      training_images, write_json)
 from pyro_vae import elbos
 from pyro_vae.handlers import DataScale
-from pyro_vae.train import ScaledLoss, default_optimizer, fit
+from pyro_vae.optimizers import adam as default_optimizer
+from pyro_vae.train import ScaledLoss, fit
 from train_epoch import BATCH, LR, hand_written_epoch
 
 TARGETS = ("fit (default: sync-free Trace_ELBO)", "fit, TraceMeanField_ELBO",

@@ -41,7 +41,8 @@ from _common import (BIG, Timer, build, interval_text, log, paired, parse_args, 
                      training_images, write_json)
 from pyro_vae import elbos
 from pyro_vae.evaluate import elbo_parts
-from pyro_vae.train import default_optimizer, fit
+from pyro_vae.optimizers import adam as default_optimizer
+from pyro_vae.train import fit
 from pyro_vae.models.likelihoods import Gaussian
 from pyro_vae.models.vae import VAE
 
@@ -53,11 +54,11 @@ def hand_written_epoch(likelihood: str, x: torch.Tensor, seed: int, net: dict = 
                        unfused_squares=False) -> None:
     """The loop a PyTorch user writes: five lines of loss, no framework."""
     model, guide = build(likelihood, net, C, seed)
-    encoder, decoder = guide.encoder, model.decoder
+    encoder, decoder = guide.encoder.to(x.device), model.decoder.to(x.device)
     params = [*encoder.parameters(), *decoder.parameters()]
     opt = torch.optim.Adam(params, lr=LR) if adam_defaults else default_optimizer(params, LR)
     n = x.shape[0]
-    for idx in torch.randperm(n, generator=torch.Generator().manual_seed(seed)).split(BATCH):
+    for idx in torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(x.device).split(BATCH):
         xb = x[idx]
         mu, sigma = encoder(xb)
         z = mu + sigma * torch.randn_like(mu)
@@ -78,7 +79,7 @@ def fit_epoch(likelihood: str, x: torch.Tensor, seed: int, objective=None, textb
     model, guide = build(likelihood, net, C, seed)
     if textbook:
         model, guide = textbook_vae(model, guide)
-    fit(model, guide, x, epochs=1, batch_size=BATCH, lr=LR, evaluator=None, device="cpu", quiet=True,
+    fit(model, guide, x, epochs=1, batch_size=BATCH, lr=LR, evaluator=None, device=x.device, quiet=True,
         seed=seed, objective=objective)
 
 
@@ -196,17 +197,31 @@ def variants(likelihood: str, x: torch.Tensor, example_data: Dataset) -> dict:
     return out
 
 
+def on_gpu(variants: dict) -> dict:
+    """The variants that run on a GPU (not the Pyro example's CPU DataLoader), each timed to the end of its
+    kernels: CUDA launches are asynchronous, so a variant waits for the device before the clock stops."""
+    def synchronized(run):
+        return lambda: (run(), torch.cuda.synchronize())
+
+    return {name: synchronized(run) for name, run in variants.items() if "DataLoader" not in name}
+
+
 def main():
     def options(parser):
         parser.add_argument("--likelihoods", nargs="+", default=["bernoulli", "gaussian"])
         parser.add_argument("--rows", type=int, default=None, help="train on the first ROWS rows only (quick check)")
+        parser.add_argument("--device", default="cpu", help="cpu, or cuda: every variant but the Pyro example's "
+                                                            "DataLoader, with the data on the GPU (default: cpu)")
 
     args = parse_args(__doc__.splitlines()[0], options)
     x, test, source = training_images()
     x = x[:args.rows] if args.rows else x
     example_data = ImageFolderLike(x)
+    device = torch.device(args.device)
+    x, test = x.to(device), test.to(device)
+    select = on_gpu if device.type == "cuda" else lambda variants: variants
     sections = [f"Data: {source}; {x.shape[0]:,} rows, batch {BATCH}, {math.ceil(x.shape[0] / BATCH)} steps "
-                f"per epoch; torch threads: {args.threads}; {args.repeats} rounds, after a warm-up of 20 steps each, "
+                f"per epoch; device: {device}; torch threads: {args.threads}; {args.repeats} rounds, after a warm-up of 20 steps each, "
                 f"then more rounds, to {args.target_rounds}, for the variants held to the 1.10× target; in every "
                 "round each variant runs right beside a hand-written epoch (first in one round, second in the "
                 "next). \"vs hand\" is the median, over consecutive rounds, of the geometric mean of those two "
@@ -215,8 +230,8 @@ def main():
     results = {}
     for likelihood in args.likelihoods:
         log(f"train_epoch: {likelihood}")
-        runs = variants(likelihood, x, example_data)
-        warm = variants(likelihood, x[:20 * BATCH], ImageFolderLike(x[:20 * BATCH]))
+        runs = select(variants(likelihood, x, example_data))
+        warm = select(variants(likelihood, x[:20 * BATCH], ImageFolderLike(x[:20 * BATCH].cpu())))
         for name, run in warm.items():
             run()
         base = "hand-written PyTorch"
@@ -233,10 +248,9 @@ def main():
             ["variant", "wall s/epoch (median)", "vs hand (wall)", "95% interval", "CPU s/epoch", "vs hand (CPU)",
              "rounds", "wall ratio of each pair"], rows) + "\n")
         if likelihood == args.likelihoods[0]:
-            model, guide = build(likelihood, BIG, C)
-            evaluation = Timer()
-            evaluation.time("eval", lambda: (elbo_parts(model, guide, x[:10_000], 1000),
-                                             elbo_parts(model, guide, test, 1000)))
+            model, guide = (m.to(device) for m in build(likelihood, BIG, C))
+            evaluation = Timer()  # at fit's evaluation batch size (each call reads its numbers back)
+            evaluation.time("eval", lambda: (elbo_parts(model, guide, x[:10_000]), elbo_parts(model, guide, test)))
             sections.append(f"fit's per-epoch evaluation (``elbo_parts`` on 10,000 training + 10,000 test rows, "
                             f"{likelihood}), excluded above: {evaluation.median('eval'):.2f} s wall.\n")
             results["evaluation_seconds"] = evaluation.median("eval")

@@ -23,7 +23,7 @@ import pyro
 import pyro.distributions as dist
 from pyro import poutine
 
-# the item parameters of each model (pyro_vae.irt.defaults.KINDS names them for the CLI), and whether each is
+# the item parameters of each model (pyro_vae.irt.settings.KINDS names them for the CLI), and whether each is
 # positive (LogNormal) or real (Normal)
 ITEM_SITES = {"lecture": {"beta": True}, "1pl": {"difficulty": False},
               "2pl": {"difficulty": False, "discrimination": True}}

@@ -93,11 +93,10 @@ def vae(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Sequence[int]
                        "likelihood": "gaussian", "hidden": list(hidden), "network": "mlp"})
 
 
-def train(model: nn.Module, guide: nn.Module, x: torch.Tensor, *, epochs: int = 20, seed: int = 0,
-          lr: float = 1e-3, batch_size: int = 128, **options) -> tuple[nn.Module, nn.Module]:
-    """Fits by SVI with :func:`pyro_vae.train.fit` on the CPU, quietly; returns the pair in eval mode."""
-    fit(model, guide, x, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, device="cpu",
-        evaluator=None, quiet=True, **options)
+def train(model: nn.Module, guide: nn.Module, x: torch.Tensor, **options) -> tuple[nn.Module, nn.Module]:
+    """Fits by SVI with :func:`pyro_vae.train.fit` on the CPU, quietly; returns the pair in eval mode.
+    ``options`` are fit's (``epochs``, ``lr``, ...), their defaults ``settings.Training``'s."""
+    fit(model, guide, x, device="cpu", evaluator=None, quiet=True, **options)
     return model.eval(), guide.eval()
 
 

@@ -2,15 +2,18 @@
 
 ``poutine.trace(guide)`` gives z ~ q(z|x); ``poutine.replay(model)`` scores it under p(x, z):
 
-    ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) = reconstruction − kl     (per example, in nats)
+    ELBO = E_q[log p(x, z) − log q(z|x)] = reconstruction − kl     (per example, in nats)
+    reconstruction = E_q[Σ_observed sites log p(x_s | ...)],  kl = Σ_latent sites E_q[log q(z_s) − log p(z_s | ...)]
 
-Observed sites make up the reconstruction term, latent sites the KL term, so nothing here knows
-which model it measures. Results are accumulated on the data's device and read back once.
+(for the VAE: E_q[log p(x|z)] − KL(q(z|x) ‖ p(z))). Sites are told apart by their role in the traces
+(:class:`Sites`: observed or latent, inside the data plate or global, enumerated), never by their names,
+so nothing here knows which model it measures. Results are accumulated on the data's device and read back once.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -18,14 +21,18 @@ from torch.distributions import constraints
 
 import pyro
 from pyro import poutine
+from pyro.infer import TraceEnum_ELBO
 from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.subsample_messenger import _Subsample
 from pyro.poutine.util import prune_subsample_sites
 
+from pyro_vae import sites as shared
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale, lean_traces
 from pyro_vae.objectives import kl_per_dim
+from pyro_vae.settings import Training
+from pyro_vae.sites import in_plate, sample_sites
 
 # a Pyro model or guide: an nn.Module (forward is the program) or a plain function of the batch
 Program = Callable[..., Any]
@@ -49,72 +56,278 @@ def traces(model: Program, guide: Program, *batch: torch.Tensor) -> tuple[poutin
     return guide_trace, model_trace
 
 
-def _sample_sites(trace):
+def _scored_sites(trace):
     return [s for s in trace.nodes.values() if s["type"] == "sample" and "log_prob_sum" in s]
 
 
+def _as_tuple(data) -> tuple:
+    return (data,) if isinstance(data, torch.Tensor) else tuple(data)
+
+
 def _batches(data, batch_size):
-    data = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+    data = _as_tuple(data)
     n = data[0].shape[0]
     for start in range(0, n, batch_size):
         yield tuple(t[start:start + batch_size] for t in data), n
 
 
-@torch.no_grad()
-def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000) -> dict:
-    """Per-example ``elbo``, ``reconstruction`` (E_q log p(x|z)) and ``kl`` (E_q log q/p), one draw of z.
+PER_SITE_LIMIT = 32  # more latent sites than this (a site per time step, per observation): no kl/<site> keys
 
-    Global sites (outside the ``"data"`` plate) are counted once for the whole data set, as in the
-    trainer: each batch's per-example terms are scaled by N/B, then the batch is weighted by B/N.
+
+@dataclass(frozen=True)
+class Sites:
+    """The roles of a program's sample sites, read from one pair of traces, never from their names.
+
+    ``latent``: the guide's latent sites inside the data plate (one value per example); ``global_latent``:
+    latent sites outside it (in the guide, or only in the model); ``observed``: the model's observed sites;
+    ``outside``: those of them outside the data plate (a site per observation in a Python loop);
+    ``data``: observed sites inside the data plate whose value has the shape of the data rows;
+    ``unguided``: latent sites of the model that the guide lacks and that are not enumerated;
+    ``enumerated``: sites with ``infer={"enumerate": ...}`` in either program; ``max_plate_nesting``:
+    the most vectorized plates around any site.
     """
-    reconstruction = kl = None
+
+    plate: str
+    latent: tuple[str, ...]
+    global_latent: tuple[str, ...]
+    observed: tuple[str, ...]
+    outside: tuple[str, ...]
+    data: tuple[str, ...]
+    unguided: tuple[str, ...]
+    enumerated: tuple[str, ...]
+    max_plate_nesting: int
+
+    def why_no_proposal(self) -> str | None:
+        """Why the guide is no proposal for the importance-sampled log p(x_i) of each example, or None: every
+        latent must be drawn by the guide, once per example (log p(x_i) of one row needs them all in its plate)."""
+        where = f"pyro.plate({self.plate!r})"
+        if self.enumerated:
+            return (f"its site(s) {', '.join(self.enumerated)} are enumerated (summed out), not drawn by the guide; "
+                    "evaluate reports the enumerated ELBO instead")
+        if self.unguided:
+            return f"the guide has no site for its latent(s) {', '.join(self.unguided)}"
+        if self.global_latent:
+            return (f"its latent(s) {', '.join(self.global_latent)} are global, not inside {where}: shared by all "
+                    "examples, so log p(x) does not split into one importance-sampled term per example")
+        if self.outside:
+            return (f"its observed site(s) {', '.join(self.outside[:3])}{', …' if len(self.outside) > 3 else ''} "
+                    f"are not inside {where}, so log p(x) does not split into one term per example")
+        return None
+
+    def vae(self) -> tuple[str, str]:
+        """(latent, observed): the one per-example latent site and the one observed site holding the data rows,
+        which ``encode``, ``reconstruct``, ``decode`` and ``generate`` need; else a one-line UserError why not."""
+        where = f"pyro.plate({self.plate!r})"
+        if len(self.latent) != 1:
+            found = (f"{len(self.latent)} per-example latent sites ({', '.join(self.latent)})" if self.latent else
+                     f"no latent site in the guide inside {where}"
+                     + (f" (global latent(s): {', '.join(self.global_latent)})" if self.global_latent else ""))
+            raise UserError(f"it has {found}; encode/decode need exactly one")
+        if len(self.data) != 1:
+            found = (f"{len(self.data)} observed sites ({', '.join(self.data)})" if self.data else
+                     "no observed site")
+            raise UserError(f"it has {found} inside {where} whose value is the data rows; reconstruct/decode "
+                            f"need exactly one")
+        return self.latent[0], self.data[0]
+
+
+def roles(model_trace: poutine.Trace, guide_trace: poutine.Trace, rows: torch.Tensor, plate: str = "data") -> Sites:
+    """The :class:`Sites` of a (model trace, guide trace) pair run on a batch whose first tensor is ``rows``."""
+    model_sites, guide_sites = sample_sites(model_trace), sample_sites(guide_trace)
+    enumerated = tuple(shared.enumerated(model_trace, guide_trace))
+    guided = {s["name"] for s in guide_sites}
+    latents = [s for s in guide_sites if not s["is_observed"] and not s["infer"].get("is_auxiliary")]
+    unguided = [s for s in model_sites if not s["is_observed"] and s["name"] not in guided | set(enumerated)]
+    latents += unguided
+    observed = [s for s in model_sites if s["is_observed"]]
+    names = lambda sites: tuple(s["name"] for s in sites)  # noqa: E731
+    return Sites(plate=plate,
+                 latent=names(s for s in latents if in_plate(s, plate) and s["name"] in guided),
+                 global_latent=names(s for s in latents if not in_plate(s, plate)),
+                 observed=names(observed),
+                 outside=names(s for s in observed if not in_plate(s, plate)),
+                 data=names(s for s in observed if in_plate(s, plate) and s["value"].shape == rows.shape),
+                 unguided=names(unguided), enumerated=enumerated,
+                 max_plate_nesting=shared.max_plate_nesting(model_trace, guide_trace))
+
+
+# what a program raises when it meets rows it was not written for (a plate or parameters of the training set's size)
+PROGRAM_ERRORS = (ValueError, RuntimeError, IndexError)
+
+
+def failed_on(error: Exception, rows: int) -> Exception:
+    """The one-line error for programs that fail on a batch of ``rows`` rows (running out of memory is no such
+    failure: it comes back as it was)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return error
+    reason = " ".join(str(error).split("Trace Shapes:")[0].split())  # Pyro's message, without its shape table
+    return UserError(f"the model and guide failed on {rows} rows ({type(error).__name__}: {reason}): give rows shaped "
+                     f"like the training rows; a program with a plate or parameters per training row runs on all its "
+                     f"training rows at once only")
+
+
+@torch.no_grad()
+def program_sites(model: Program, guide: Program, *batch: torch.Tensor, plate: str = "data") -> Sites:
+    """The roles of the program's sites (:class:`Sites`), from one draw on ``batch``, scored (so that programs
+    that can't score these rows fail here, with :func:`failed_on`'s line)."""
+    try:
+        guide_trace, model_trace = traces(model, guide, *batch)
+    except PROGRAM_ERRORS as error:
+        raise failed_on(error, batch[0].shape[0]) from None
+    return roles(model_trace, guide_trace, batch[0], plate)
+
+
+@torch.no_grad()
+def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = Training.eval_batch_size,
+               plate: str = "data") -> dict:
+    """Per-example ELBO = E_q[log p(x, z) − log q(z)] and its parts, one draw of z, for any program:
+
+        reconstruction = E_q[Σ_observed sites log p(x_s | ...)]
+        kl             = E_q[Σ_latent sites log q(z_s) − log p(z_s | ...)] = Σ_s kl/<s>
+        elbo           = reconstruction − kl
+
+    with ``kl/<name>`` for each latent site (up to ``PER_SITE_LIMIT`` of them), roles read from the traces.
+    Global sites (outside the ``plate`` plate) are counted once for the whole data set, as in the trainer:
+    each batch runs under ``DataScale(N, rows)``, then is weighted by rows/N. A program with an observed site
+    outside the plate (a site per observation in a Python loop), or one that fails on a part of the rows (a plate
+    or parameters of the data set's size), can't be split into batches and is evaluated in one batch of all rows.
+
+    A program with enumerated sites (``infer={"enumerate": ...}``, e.g. ``config_enumerate``) gets the
+    enumerated ELBO, −``TraceEnum_ELBO(max_plate_nesting).loss`` per example under the same scaling, and
+    only ``elbo``: an enumerated site is summed out, not drawn, so its terms do not split into reconstruction and kl.
+    """
+    data = _as_tuple(data)
+    n = data[0].shape[0]
+    found, log_p, log_q = None, {}, {}
+    for batch, _ in _batches(data, batch_size):
+        rows = batch[0].shape[0]
+        try:
+            with DataScale(n, rows, plate):
+                guide_trace, model_trace = traces(model, guide, *batch)
+        except PROGRAM_ERRORS as error:
+            if found is None and rows < n and not isinstance(error, torch.OutOfMemoryError):
+                # e.g. a plate or parameters per training row: all rows in one batch may work
+                return elbo_parts(model, guide, data, n, plate)
+            raise failed_on(error, rows) from None
+        if found is None:
+            found = roles(model_trace, guide_trace, batch[0], plate)
+            if found.outside and rows < n:  # per-observation sites can't be scaled from a batch
+                return elbo_parts(model, guide, data, n, plate)
+            if found.enumerated:
+                return enumerated_elbo(model, guide, data, batch_size, plate, found.max_plate_nesting)
+        for into, trace in ((log_p, model_trace), (log_q, guide_trace)):
+            for site in _scored_sites(trace):
+                value = site["log_prob_sum"] * (rows / n)
+                into[site["name"]] = value + into[site["name"]] if site["name"] in into else value
+    groups = _latent_groups(guide_trace, [k for k in log_p if k not in found.observed])
+    zero = data[0].new_zeros((), dtype=torch.float64)
+    terms = [sum((log_p[k] for k in found.observed if k in log_p), zero)]
+    terms += [sum((log_q.get(k, zero) - log_p.get(k, zero) for k in names), zero) for names in groups.values()]
+    values = (torch.stack([t.double() for t in terms]).cpu() / n).tolist()  # one host sync
+    reconstruction, kls = values[0], values[1:]
+    kl = sum(kls)
+    parts = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
+    if len(groups) <= PER_SITE_LIMIT:
+        parts.update({f"kl/{key}": value for key, value in zip(groups, kls)})
+    return parts
+
+
+def _latent_groups(guide_trace, model_latents: list[str]) -> dict[str, list[str]]:
+    """Key → the sites whose log q − log p make up one per-site KL term: each latent site on its own, except that
+    an auxiliary guide site (an autoguide's unconstrained draw, ``infer={"is_auxiliary": True}``) joins the sites
+    drawn after it up to the next auxiliary one (AutoNormal: one site; AutoDiagonalNormal: all of them), keyed
+    ``a+b+...`` by their names; latent sites of the model alone come last."""
+    groups: list[list[str]] = []
+    auxiliary = set()
+    for site in _scored_sites(guide_trace):
+        if site["is_observed"]:
+            continue
+        if site["infer"].get("is_auxiliary"):
+            auxiliary.add(site["name"])
+            groups.append([site["name"]])
+        elif groups and groups[-1][0] in auxiliary:
+            groups[-1].append(site["name"])
+        else:
+            groups.append([site["name"]])
+    seen = {name for names in groups for name in names}
+    groups += [[name] for name in model_latents if name not in seen]
+    return {"+".join(n for n in names if n not in auxiliary) or names[0]: names for names in groups}
+
+
+@torch.no_grad()
+def enumerated_elbo(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int,
+                    plate: str = "data", max_plate_nesting: int | None = None) -> dict:
+    """``{"elbo": −TraceEnum_ELBO(max_plate_nesting).loss / N}``: the ELBO with enumerated sites summed out,
+    per example, each batch under ``DataScale(N, rows)`` and weighted by rows/N (see :func:`elbo_parts`)."""
+    data = _as_tuple(data)
+    if max_plate_nesting is None:
+        max_plate_nesting = program_sites(model, guide, *(t[:batch_size] for t in data), plate=plate).max_plate_nesting
+    objective = TraceEnum_ELBO(max_plate_nesting=max_plate_nesting)
+    total = 0.0
     for batch, n in _batches(data, batch_size):
-        weight = batch[0].shape[0] / n
-        with DataScale(n, batch[0].shape[0]):
-            guide_trace, model_trace = traces(model, guide, *batch)
-        rec_b = sum(s["log_prob_sum"] for s in _sample_sites(model_trace) if s["is_observed"])
-        log_p = sum(s["log_prob_sum"] for s in _sample_sites(model_trace) if not s["is_observed"])
-        log_q = sum(s["log_prob_sum"] for s in _sample_sites(guide_trace) if not s["is_observed"])
-        rec_b, kl_b = rec_b * weight, (log_q - log_p) * weight
-        reconstruction = rec_b if reconstruction is None else reconstruction + rec_b
-        kl = kl_b if kl is None else kl + kl_b
-    device = batch[0].device
-    values = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
-                          for v in (reconstruction, kl)]).cpu() / n
-    rec, kl = float(values[0]), float(values[1])  # one host sync for the whole pass
-    return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
+        try:
+            with DataScale(n, batch[0].shape[0], plate):  # Pyro's loss is a float: one host sync per batch
+                total += objective.loss(model, guide, *batch) * (batch[0].shape[0] / n)
+        except PROGRAM_ERRORS as error:
+            raise failed_on(error, batch[0].shape[0]) from None
+    return {"elbo": -total / n}
 
 
 @torch.no_grad()
-def encode(guide: Program, x: torch.Tensor, site: str = "z") -> torch.Tensor:
-    """The mean of q(z|x) at ``site`` (for a Delta guide: the code itself)."""
-    return poutine.trace(guide).get_trace(x).nodes[site]["fn"].mean
+def encode(guide: Program, x: torch.Tensor, site: str | None = None) -> torch.Tensor:
+    """The mean of q(z|x) at ``site`` (for a Delta guide: the code itself); by default the guide's one latent
+    site inside ``pyro.plate("data")``, whatever its name."""
+    trace = prune_subsample_sites(poutine.trace(guide).get_trace(x))
+    if site is None:
+        inside = [name for name, s in trace.nodes.items()
+                  if s["type"] == "sample" and not s["is_observed"] and in_plate(s, "data")]
+        if len(inside) != 1:
+            raise UserError(f"encode needs one latent site of the guide inside pyro.plate('data'), found "
+                            f"{len(inside)} ({', '.join(inside) or 'none'}): pass site=NAME")
+        site = inside[0]
+    return trace.nodes[site]["fn"].mean
 
 
 @torch.no_grad()
-def reconstruct(model: Program, guide: Program, x: torch.Tensor, latent: str = "z", observed: str = "x") -> torch.Tensor:
-    """E[x | z = mean of q(z|x)]: the model's reconstruction of x from its most likely code."""
+def reconstruct(model: Program, guide: Program, x: torch.Tensor, latent: str | None = None,
+                observed: str | None = None) -> torch.Tensor:
+    """E[x | z = mean of q(z|x)]: the model's reconstruction of x from its most likely code. The sites are
+    the program's one per-example latent and the observed site holding the rows, unless named."""
+    if latent is None or observed is None:
+        found = program_sites(model, guide, x).vae()
+        latent, observed = latent or found[0], observed or found[1]
     code = encode(guide, x, latent)
     trace = poutine.trace(poutine.condition(model, data={latent: code})).get_trace(x)
     return trace.nodes[observed]["fn"].mean
 
 
 @torch.no_grad()
-def generate(model: Program, x_like: torch.Tensor, observed: str = "x") -> torch.Tensor:
+def generate(model: Program, x_like: torch.Tensor, observed: str | None = None) -> torch.Tensor:
     """E[x | z] for z ~ p(z), for any model: run without a guide, a model draws its latents from the prior.
 
     ``x_like`` (n rows shaped like the data) gives the data plate its size; its values are not used
-    by the draw of z, only as the observed site's value, which the mean of p(x|z) ignores.
+    by the draw of z, only as the observed site's value, which the mean of p(x|z) ignores. ``observed``:
+    by default the one observed site whose value is the rows.
     """
-    return poutine.trace(model).get_trace(x_like).nodes[observed]["fn"].mean
+    trace = poutine.trace(model).get_trace(x_like)
+    if observed is None:
+        observed = roles(prune_subsample_sites(trace), poutine.Trace(), x_like).data
+        if len(observed) != 1:
+            raise UserError(f"generate needs one observed site inside pyro.plate('data') whose value is the rows, "
+                            f"found {len(observed)} ({', '.join(observed) or 'none'}): pass observed=NAME")
+        observed = observed[0]
+    return trace.nodes[observed]["fn"].mean
 
 
 @torch.no_grad()
-def reconstruction_mse(model: Program, guide: Program, data: torch.Tensor, batch_size: int = 1000) -> float:
+def reconstruction_mse(model: Program, guide: Program, data: torch.Tensor, batch_size: int = Training.eval_batch_size,
+                       latent: str | None = None, observed: str | None = None) -> float:
     """Mean squared error per example, ‖x − E[x | μ(x)]‖², summed over dimensions."""
     total = None
-    for (x,), n in _batches(data, batch_size):
-        err = (reconstruct(model, guide, x) - x).pow(2).sum()
+    if latent is None or observed is None:
+        latent, observed = program_sites(model, guide, *(t[:2] for t in _as_tuple(data))).vae()
+    for (x, *_), n in _batches(data, batch_size):
+        err = (reconstruct(model, guide, x, latent, observed) - x).pow(2).sum()
         total = err if total is None else total + err
     return float(total) / n
 
@@ -141,7 +354,7 @@ def log_likelihood(model: Program, guide: Program, data: torch.Tensor | Sequence
     ``log_likelihood_stderr``, ``bits_per_dim`` = −mean / (D ln 2) with D the size of one row of
     the first data tensor, ``num_samples``, and ``per_example`` (a CPU tensor).
     """
-    data = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+    data = _as_tuple(data)
     n, dims = data[0].shape[0], data[0][0].numel()
     batch_size, chunk = pass_shape(n, dims, num_samples, max_pairs, batch_size)
     nesting, data_dim, checked = _plate_layout(model, guide, tuple(t[:2] for t in data), plate)
@@ -150,27 +363,30 @@ def log_likelihood(model: Program, guide: Program, data: torch.Tensor | Sequence
     values = outside = None
     plates = {}
     with pyro.validation_enabled(False):
-        for i, (batch, _) in enumerate(_batches(data, batch_size)):
-            start_row = i * batch_size
-            total = None
-            for start in range(0, num_samples, chunk):
-                size = min(chunk, num_samples - start)
-                if size not in plates:  # a plate can be entered again: built once per size, not per pass
-                    plates[size] = pyro.plate("num_samples", size, dim=-(nesting + 1))
-                with plates[size]:
-                    model_trace, guide_trace = lean_traces(model, guide, *batch)
-                if start == 0 and checked:  # the data, once per batch, on the device: no host sync
-                    flags = torch.stack([~model_trace.nodes[name]["fn"].support.check(
-                        model_trace.nodes[name]["value"]).all() for name in checked])
-                    outside = flags if outside is None else outside.logical_or_(flags)
-                log_w = _per_example(model_trace, nesting, data_dim) - _per_example(guide_trace, nesting, data_dim)
-                # the next pass then allocates into the memory this one frees, still in cache
-                del guide_trace, model_trace
-                log_w = torch.logsumexp(log_w, dim=0)
-                total = log_w if total is None else torch.logaddexp(total, log_w)
-            if values is None:
-                values = total.new_empty(n, dtype=torch.float64)
-            values[start_row:start_row + batch_size] = total - math.log(num_samples)
+        try:
+            for i, (batch, _) in enumerate(_batches(data, batch_size)):
+                start_row = i * batch_size
+                total = None
+                for start in range(0, num_samples, chunk):
+                    size = min(chunk, num_samples - start)
+                    if size not in plates:  # a plate can be entered again: built once per size, not per pass
+                        plates[size] = pyro.plate("num_samples", size, dim=-(nesting + 1))
+                    with plates[size]:
+                        model_trace, guide_trace = lean_traces(model, guide, *batch)
+                    if start == 0 and checked:  # the data, once per batch, on the device: no host sync
+                        flags = torch.stack([~model_trace.nodes[name]["fn"].support.check(
+                            model_trace.nodes[name]["value"]).all() for name in checked])
+                        outside = flags if outside is None else outside.logical_or_(flags)
+                    log_w = _per_example(model_trace, nesting, data_dim) - _per_example(guide_trace, nesting, data_dim)
+                    # the next pass then allocates into the memory this one frees, still in cache
+                    del guide_trace, model_trace
+                    log_w = torch.logsumexp(log_w, dim=0)
+                    total = log_w if total is None else torch.logaddexp(total, log_w)
+                if values is None:
+                    values = total.new_empty(n, dtype=torch.float64)
+                values[start_row:start_row + batch_size] = total - math.log(num_samples)
+        except PROGRAM_ERRORS as error:  # e.g. a plate or parameters of the training set's size
+            raise failed_on(error, batch[0].shape[0]) from None
     flags = values.new_empty(0) if outside is None else outside.double()
     values, flags = torch.cat([values, flags]).cpu().split([n, flags.numel()])  # the one host sync
     bad = [name for name, flag in zip(checked, flags.tolist()) if flag]
@@ -207,9 +423,12 @@ def _even(total: int, most: int) -> int:
 
 def _plate_layout(model, guide, batch, plate: str) -> tuple[int, int, list[str]]:
     """(max plate nesting, dim of ``plate``, observed sites whose distribution validates its values), from
-    one trace run under the caller's validation setting; every sample site must be in ``plate``."""
+    one trace run under the caller's validation setting; every sample site must be in ``plate``, drawn by the guide."""
     dims, data_dims, checked = [], set(), []
     guide_trace, model_trace = _sample_traces(model, guide, *batch)
+    why = roles(model_trace, guide_trace, batch[0], plate).why_no_proposal()
+    if why:
+        raise UserError(f"log_likelihood does not apply to this program: {why}")
     for trace in (guide_trace, model_trace):
         for site in trace.nodes.values():
             if site["type"] != "sample":
@@ -257,9 +476,10 @@ def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 1000,
-                     latent: str = "z") -> list[float]:
-    """KL_j = mean over x of KL(q(z_j|x) ‖ p(z_j)) for each dimension j of site ``latent``, in nats.
+def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = Training.eval_batch_size,
+                     latent: str | None = None, plate: str = "data") -> list[float]:
+    """KL_j = mean over x of KL(q(z_j|x) ‖ p(z_j)) for each dimension j of site ``latent`` (by default the
+    program's one latent site inside the ``plate`` plate, whatever its name), in nats.
 
     Analytic where torch knows it, else one draw of log q − log p. KL_j ≈ 0 marks a collapsed
     dimension: the code ignores x there. Σ_j KL_j is the ELBO's KL term.
@@ -267,6 +487,12 @@ def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequen
     total = None
     for batch, n in _batches(data, batch_size):
         guide_trace, model_trace = traces(model, guide, *batch)
+        if latent is None:
+            inside = roles(model_trace, guide_trace, batch[0], plate).latent
+            if len(inside) != 1:
+                raise UserError(f"kl_per_dimension needs one latent site inside pyro.plate({plate!r}), found "
+                                f"{len(inside)} ({', '.join(inside) or 'none'}): pass latent=NAME")
+            latent = inside[0]
         if latent not in guide_trace.nodes:
             raise UserError(f"the guide has no sample site {latent!r}: pass latent= one of "
                             f"{[k for k, s in guide_trace.nodes.items() if s['type'] == 'sample']}")

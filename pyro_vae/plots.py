@@ -77,10 +77,11 @@ def show_grid(grid: np.ndarray, title: str, path: str | os.PathLike | None = Non
 
 
 def reconstructions(model: Program, guide: Program, x: torch.Tensor, shape: Sequence[int],
-                    path: str | os.PathLike | None = None, n: int = 10) -> Figure:
-    """Top row: test inputs x. Bottom row: E[x | z = μ(x)]."""
+                    path: str | os.PathLike | None = None, n: int = 10, sites: tuple[str, str] | None = None) -> Figure:
+    """Top row: test inputs x. Bottom row: E[x | z = μ(x)], at the (latent, observed) ``sites`` (default: found
+    by role, ``evaluate.reconstruct``)."""
     x = x[:n]
-    both = torch.cat([x, reconstruct(model, guide, x)])
+    both = torch.cat([x, reconstruct(model, guide, x, *(sites or ()))])
     return show_grid(image_grid(both, shape, rows=2), "test inputs (top) and reconstructions (bottom)", path,
                      xlabel="test example", ylabel="E[x | μ(x)]    x")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -36,7 +37,8 @@ from pyro_vae.run_folder import CHECKPOINT, RunFolder
 
 if TYPE_CHECKING:
     from pyro_vae.data import Dataset
-    from pyro_vae.evaluate import Program
+    from pyro_vae.evaluate import Program, Sites
+    from pyro_vae.sites import Layout
 
 
 def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
@@ -113,7 +115,7 @@ class Run:
         """What the run was trained on (names, shapes, sizes), from its config."""
         return {}
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """Test-set measures of the run, as a dict of numbers."""
         raise self.not_applicable("evaluate")
@@ -178,30 +180,6 @@ def read_config(path: str | Path) -> dict:
     return RunFolder(path).config()
 
 
-def command_settings(defaults: dict, given: dict, out: str | Path, resume: bool,
-                     free: tuple[str, ...] = ("epochs",)) -> dict:
-    """A command's settings: the ``given`` ones (None: not given) over ``defaults``; on ``resume``, the run
-    in ``out``'s saved config instead, of which only the ``free`` settings may change."""
-    if resume:
-        return resumed(read_config(out), given, free)
-    return {**defaults, **{key: value for key, value in given.items() if value is not None}}
-
-
-def resumed(saved: dict, given: dict, free: tuple[str, ...] = ("epochs",)) -> dict:
-    """The settings of a resumed run: its saved config, with the ``free`` settings (e.g. epochs) replaced by
-    the ones ``given`` (None: not given); any other given setting that differs from the saved one is an error."""
-    config = dict(saved)
-    for key, value in given.items():
-        if value is None:
-            continue
-        if key in free:
-            config[key] = value
-        elif key in saved and saved[key] != value:
-            raise UserError(f"--resume: the run was trained with {key}={saved[key]!r}, not {value!r}; "
-                            "drop the flag or start a new --out")
-    return config
-
-
 def load(path: str | Path) -> Run:
     """Reopens a run folder of any kind: its model and guide rebuilt from config.json, filled from
     checkpoint.pt, on the CPU in eval mode, with the metrics of every epoch."""
@@ -235,9 +213,7 @@ class ImageRun(Run):
 
     def dataset(self, device: str | torch.device = "cpu") -> "Dataset":
         """The run's data set (``pyro_vae.data.Dataset``), loaded again by name, on ``device``."""
-        from pyro_vae import data
-
-        return data.load(self.config["dataset"], self.config.get("data_dir")).to(device)
+        return load_data(self.config).to(device)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The codes μ(x), the mean of q(z|x), of rows x."""
@@ -264,15 +240,13 @@ class ImageRun(Run):
 
     sample = generate
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu", samples: int | None = None) -> dict:
         """Test-set ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) per example and its parts, the reconstruction
         error, the KL per latent dimension and, with ``num_samples`` K, the importance-sampled
         log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x) and bits/dim; with ``samples`` N, the
         ``sample_quality`` of N prior draws."""
         quality = {"sample_quality": self.sample_quality(samples, seed, device)} if samples else {}
-        from pyro import poutine
-
         from pyro_vae.data import binarized_test
         from pyro_vae.evaluate import elbo_parts, kl_per_dimension, log_likelihood, reconstruction_mse
 
@@ -283,8 +257,7 @@ class ImageRun(Run):
         report = {"test_examples": test.shape[0], **{f"test_{k}": v for k, v in
                                                      elbo_parts(model, guide, test, batch_size).items()},
                   "test_reconstruction_mse": reconstruction_mse(model, guide, test, batch_size)}
-        if "z" in poutine.trace(guide).get_trace(test[:1]).nodes:  # models with a latent site "z"
-            report["test_kl_per_dim"] = kl_per_dimension(model, guide, test, batch_size)
+        report["test_kl_per_dim"] = kl_per_dimension(model, guide, test, batch_size)
         sigma = getattr(getattr(model, "likelihood", None), "sigma", None)
         if isinstance(sigma, torch.Tensor):  # gaussian-learned: the σ², i.e. the c, that training chose
             report["learned_c"] = float(sigma.detach()) ** 2
@@ -320,7 +293,7 @@ class AutoencoderRun(ImageRun):
 
     sample = generate
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu", samples: int | None = None) -> dict:
         """Test-set reconstruction term E log p(x | z = e(x)) per example (the ELBO, as the prior is masked
         out) and the reconstruction error ‖x − d(e(x))‖²; no importance sampling (q is a point mass), no
@@ -351,6 +324,14 @@ class AutoencoderRun(ImageRun):
         return [folder / "reconstructions.png", folder / "elbo.png", folder / "latent.png"]
 
 
+def load_data(config: dict) -> Dataset:
+    """The data set a run was trained on, split as in training (``test_fraction``; ``arrays`` of a .npz; ``stream``)."""
+    from pyro_vae import data
+
+    return data.load(config["dataset"], config.get("data_dir"), test_size=config.get("test_fraction", 0.2), seed=0,
+                     arrays=config.get("arrays"), stream=config.get("stream", "auto"))
+
+
 def program_spec(spec: str) -> str:
     """``FILE.py:NAME`` with FILE made absolute, so the run folder finds it from anywhere."""
     file, name = programs.resolve(spec)
@@ -365,9 +346,11 @@ def row_index(x: torch.Tensor) -> torch.Tensor:
 class ProgramRun(ImageRun):
     """A user's own Pyro program (``pyro-vae train --program FILE.py:NAME``), rebuilt from its file.
 
-    Every measure is computed from traces, so nothing here depends on how the program is written;
-    ``encode``, ``reconstruct`` and ``generate`` assume the VAE's site names, ``"z"`` for the latent and
-    ``"x"`` for the observed rows, and say so when the program has other ones.
+    Every measure is computed from traces, so nothing here depends on how the program is written or what
+    its sites are called (``evaluate.Sites``). ``encode``, ``reconstruct``, ``decode`` and ``generate`` apply
+    to a program with one per-example latent site in the guide and one observed site holding the data rows,
+    whatever their names (Pyro's VAE example: ``latent``, ``obs``); other programs get a one-line UserError
+    saying what they have instead.
     """
 
     kind = "program"
@@ -375,92 +358,167 @@ class ProgramRun(ImageRun):
     @staticmethod
     def build(config: dict, dataset: Dataset | None = None) -> tuple[Program, Program]:
         """The (model, guide) that the config's ``FILE.py:NAME`` names, given the data set."""
-        from pyro_vae import data
-
-        if dataset is None:
-            dataset = data.load(config["dataset"], config.get("data_dir"))
-        return programs.load(config["program"], dataset)
+        return programs.load(config["program"], load_data(config) if dataset is None else dataset)
 
     @classmethod
     def rebuild(cls, config: dict) -> tuple[Program, Program]:
         """The program, with an empty param store and one call so its lazily made parameters exist."""
-        from pyro_vae import data
-
-        dataset = data.load(config["dataset"], config.get("data_dir"))
+        dataset = load_data(config)
         pyro.clear_param_store()  # the run's pyro.param values come from its checkpoint, none from earlier programs
         model, guide = cls.build(config, dataset)
-        rows = dataset.train[:2]
-        batch = (rows, row_index(rows)) if config.get("index") else (rows,)
         # an autoguide's parameters appear on a first call; the checkpoint's values then replace them
-        parameters.initialize(model, guide, batch, torch.device("cpu"), dataset.train.shape[0],
-                              config.get("plate", "data"))
+        cls.initialize(model, guide, config, dataset, torch.device("cpu"), 2)
         return model, guide
 
-    def _sites(self, action: str, x: torch.Tensor) -> None:
-        from pyro import poutine
+    @staticmethod
+    def initialize(model: Program, guide: Program, config: dict, dataset: Dataset, device: torch.device,
+                   rows: int) -> Layout:
+        """``parameters.initialize`` on the first ``rows`` training rows, or on all of them for a program that fails
+        on fewer (a plate or parameters per training row): lazily made parameters appear; returns the Layout."""
+        n = dataset.train.shape[0]
+        for size in dict.fromkeys((min(rows, n), n)):
+            batch = tuple(t[:size] for t in dataset.train_rows)
+            try:
+                return parameters.initialize(model, guide, (*batch, row_index(batch[0])) if config.get("index") else
+                                             batch, device, n, config.get("plate", "data"))[2]
+            except UserError:
+                if size == n:
+                    raise
+
+    @property
+    def plate(self) -> str:
+        """The name of the program's data plate (``--plate``)."""
+        return self.config.get("plate", "data")
+
+    def rows(self, dataset: Dataset, split: str) -> tuple[torch.Tensor, ...]:
+        """What the programs are called with for the ``split`` ("train", "test") rows of ``dataset``: the rows and
+        the further arrays (``--arrays``), and with ``--index`` each row's position (training rows only)."""
+        rows = dataset.train_rows if split == "train" else dataset.test_rows
+        return (*rows, row_index(rows[0])) if self.config.get("index") else rows
+
+    @cached_property
+    def _examples(self) -> torch.Tensor:
+        """Ten rows to find the sites with and to draw: test rows, or training rows in a run without them (CPU)."""
+        dataset = self.dataset()
+        return (dataset.test if dataset.test.shape[0] else dataset.train)[:10]
+
+    def vae_sites(self, action: str) -> tuple[str, str]:
+        """(latent, observed) site names for ``action`` (encode, decode, ...), or its one-line UserError."""
+        from pyro_vae.evaluate import program_sites
 
         if self.config.get("index"):
             raise self.not_applicable(action, "its programs take each row's index (--index), which new rows lack")
-        names = poutine.trace(self.model).get_trace(x).nodes
-        if "z" not in names or "x" not in names:
-            raise self.not_applicable(action, "it needs a latent site 'z' and an observed site 'x' (the VAE's names)")
+        if len(self.config.get("arrays") or ()) > 1:
+            raise self.not_applicable(action, f"its programs take further arrays (--arrays "
+                                              f"{','.join(self.config['arrays'])}), which {action} does not pass")
+        try:
+            return program_sites(self.model, self.guide, self._examples[:2], plate=self.plate).vae()
+        except UserError as why:
+            raise self.not_applicable(action, str(why)) from None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        self._sites("encode", x)
-        return super().encode(x)
+        """The mean of q(z|x) at the program's per-example latent site, for rows x."""
+        from pyro_vae.evaluate import encode
+
+        return encode(self.guide, x, self.vae_sites("encode")[0])
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        self._sites("reconstruct", x)
-        return super().reconstruct(x)
+        """E[x | z = mean of q(z|x)] at the program's latent and observed sites."""
+        from pyro_vae.evaluate import reconstruct
+
+        return reconstruct(self.model, self.guide, x, *self.vae_sites("reconstruct"))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """E[x|z] for codes z: the model run with its latent site held at z."""
         from pyro import poutine
 
-        x_like = z.new_zeros(z.shape[0], self.dataset().dim)
-        self._sites("decode", x_like)
+        latent, observed = self.vae_sites("decode")
+        x_like = z.new_zeros(z.shape[0], *self._examples.shape[1:])
         with torch.no_grad():
-            trace = poutine.trace(poutine.condition(self.model, data={"z": z})).get_trace(x_like)
-        return trace.nodes["x"]["fn"].mean
+            trace = poutine.trace(poutine.condition(self.model, data={latent: z})).get_trace(x_like)
+        return trace.nodes[observed]["fn"].mean
 
     def generate(self, num_samples: int = 64, seed: int = 0) -> torch.Tensor:
         """E[x|z] for ``num_samples`` draws z ~ p(z): the model run without its guide."""
         from pyro_vae.evaluate import generate
 
-        x_like = torch.zeros(num_samples, self.dataset().dim)
-        self._sites("sample", x_like)
+        observed = self.vae_sites("sample")[1]
         pyro.set_rng_seed(seed)
-        return generate(self.model, x_like)
+        return generate(self.model, self._examples.new_zeros(num_samples, *self._examples.shape[1:]), observed)
 
     sample = generate
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu", samples: int | None = None) -> dict:
-        """As for a VAE run; with ``--index`` on the training rows (the test rows have no local parameters)."""
-        if not self.config.get("index") or samples:  # with samples: the VAE path says why --index can't draw
-            return super().evaluate(batch_size, seed, num_samples, device, samples)
-        from pyro_vae.evaluate import elbo_parts
+        """Test-set measures of what applies to the program (on the training rows for a program with parameters per
+        training row, ``--index`` or on which the test rows fail: the keys say ``train_``), found by site role:
 
-        x = self.dataset(device).train
+        - ``elbo``, ``reconstruction``, ``kl`` and ``kl/<site>`` per example (``evaluate.elbo_parts``; only
+          ``elbo``, the enumerated one, for a program with enumerated sites);
+        - ``reconstruction_mse`` and ``kl_per_dim`` for a program with one per-example latent and one observed
+          site holding the rows;
+        - with ``num_samples`` K, log p(x) ≈ log (1/K) Σ_k p(x, z_k)/q(z_k|x) and bits/dim, for a program whose
+          latents are all per example and drawn by the guide (else a one-line UserError says why not).
+        """
+        from pyro_vae import evaluate as measures
+
+        dataset = self.dataset(device)
         model, guide = parameters.to_device(self.model, self.guide, device)
-        torch.manual_seed(seed)
-        return {"train_examples": x.shape[0], **{f"train_{k}": v for k, v in
-                                                 elbo_parts(model, guide, (x, row_index(x)), batch_size).items()}}
+        pyro.set_rng_seed(seed)
+        split, rows, found = self._evaluable(model, guide, dataset, batch_size)
+        if num_samples and found.why_no_proposal():
+            raise self.not_applicable("--is-samples", found.why_no_proposal())
+        pyro.set_rng_seed(seed)
+        parts = measures.elbo_parts(model, guide, rows, batch_size, self.plate)
+        report = {f"{split}_examples": rows[0].shape[0], **{f"{split}_{k}": v for k, v in parts.items()}}
+        try:  # new rows alone: not training rows (parameters per row), nor rows with further arrays
+            latent, observed = found.vae() if split == "test" and len(rows) == 1 else (None, None)
+        except UserError:
+            latent = observed = None  # nothing to reconstruct the rows with: the report has what applies
+        if latent is not None:
+            report[f"{split}_reconstruction_mse"] = measures.reconstruction_mse(model, guide, rows[0], batch_size,
+                                                                                 latent, observed)
+            report[f"{split}_kl_per_dim"] = measures.kl_per_dimension(model, guide, rows, batch_size, latent,
+                                                                      self.plate)
+        if num_samples:
+            estimate = measures.log_likelihood(model, guide, rows, num_samples=num_samples, plate=self.plate)
+            report.update({"is_samples": num_samples, f"{split}_log_likelihood": estimate["log_likelihood"],
+                           f"{split}_log_likelihood_stderr": estimate["log_likelihood_stderr"],
+                           f"{split}_bits_per_dim": estimate["bits_per_dim"]})
+        return {**report, **quality}
+
+    def _evaluable(self, model, guide, dataset, batch_size: int) -> tuple[str, tuple, "Sites"]:
+        """(split, rows, sites) to evaluate: the test rows, or the training rows for programs that have parameters
+        per training row (``--index``, a ``pyro.param`` of the training set's size, or a plate on which the test
+        rows fail), first on one batch and else on all rows at once."""
+        from pyro_vae.evaluate import program_sites
+
+        layout = self.initialize(model, guide, self.config, dataset, torch.device(dataset.train.device), batch_size)
+        own_rows = self.config.get("index") or layout.per_row and not layout.subsampled
+        first = None
+        for split in ("train",) if own_rows or not dataset.test.shape[0] else ("test", "train"):
+            rows = self.rows(dataset, split)
+            for size in dict.fromkeys((min(batch_size, rows[0].shape[0]), rows[0].shape[0])):
+                try:
+                    return split, rows, program_sites(model, guide, *(t[:size] for t in rows), plate=self.plate)
+                except UserError as why:
+                    first = first or why
+        raise first
 
     def figures(self, folder: str | Path | None = None) -> list[Path]:
-        """The ELBO curves; reconstructions and prior samples too when the program has sites "z" and "x"."""
+        """The ELBO curves; reconstructions and prior samples too where they apply (``vae_sites``)."""
         from pyro_vae import plots
 
         folder = Path(folder) if folder is not None else self.path / "figures"
+        plots.elbo_curves(self.metrics, folder / "elbo.png")
         paths = [folder / "elbo.png"]
-        plots.elbo_curves(self.metrics, paths[0])
-        dataset = self.dataset()
+        parameters.to_device(self.model, self.guide, torch.device("cpu"))
         try:
-            x = dataset.test[:10]
-            self._sites("plot", x)
-            plots.reconstructions(self.model, self.guide, x, dataset.shape, folder / "reconstructions.png")
-            plots.write_samples(self.generate(64), dataset.shape, folder / "samples.png", "decoded draws z ~ p(z)")
-            paths += [folder / "reconstructions.png", folder / "samples.png"]
+            found = self.vae_sites("plot")
         except UserError:
-            pass  # a program without the VAE's sites: the curves are what there is to draw
+            return paths  # no decoder of rows: the curves are what there is to draw
+        shape = tuple(self.config.get("shape") or self._examples.shape[1:])
+        plots.reconstructions(self.model, self.guide, self._examples, shape, folder / "reconstructions.png", sites=found)
+        paths.append(folder / "reconstructions.png")
+        paths.append(plots.write_samples(self.generate(64), shape, folder / "samples.png", "decoded draws z ~ p(z)"))
         return paths

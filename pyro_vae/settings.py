@@ -19,6 +19,7 @@ from pyro_vae.errors import UserError
 CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "positive": (lambda v: v > 0 and math.isfinite(v), "a positive finite number"),
     "nonnegative": (lambda v: v >= 0 and math.isfinite(v), "a finite number >= 0"),
+    "fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
 }
 
 
@@ -58,9 +59,17 @@ def interval(value: int | str, name: str = "checkpoint_every") -> Interval:
 
 
 def option(default: Any, help: str, check: str | None = None, choices: tuple | None = None,
-           metavar: str | None = None) -> Any:
-    """A settings field: its default, its ``--help`` text, and the check every value must pass."""
-    return field(default=default, metadata={"help": help, "check": check, "choices": choices, "metavar": metavar})
+           metavar: str | None = None, *, flag: str | None = None, shown: str | None = None,
+           free: bool = False) -> Any:
+    """A settings field: its default, its ``--help`` text, and the check every value must pass.
+
+    ``flag``: the command-line name when it is not the field's (``--model`` for IRT's ``kind``, whose
+    config key ``model`` names the run's kind); ``shown``: the default in words when it is computed
+    (``None`` in the field); ``free``: a field of settings a run is tied to that ``--resume`` may still
+    change (e.g. ``epochs``, to train longer).
+    """
+    return field(default=default, metadata={"help": help, "check": check, "choices": choices, "metavar": metavar,
+                                            "flag": flag, "shown": shown, "free": free})
 
 
 class Settings:
@@ -75,11 +84,11 @@ class Settings:
             if value is None and f.default is None:
                 continue
             if choices is not None and value not in choices:
-                raise UserError(f"--{flag(f.name)} {value!r} is not one of: {', '.join(map(str, choices))}")
+                raise UserError(f"--{_flag(f)} {value!r} is not one of: {', '.join(map(str, choices))}")
             if check is not None:
                 test, requirement = CHECKS[check]
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not test(value):
-                    raise UserError(f"--{flag(f.name)} must be {requirement}, got {value!r}")
+                    raise UserError(f"--{_flag(f)} must be {requirement}, got {value!r}")
 
     def replace(self, **changes) -> "Settings":
         """A copy with ``changes``; an unknown name is a TypeError, as for a function's keywords."""
@@ -97,12 +106,13 @@ class Settings:
     def resolve(cls, given: dict, saved: dict, fixed: bool) -> "Settings":
         """Each field: the ``given`` value (a flag; None: not given), else the ``saved`` one (a resumed run's
         config), else the default. With ``fixed`` (model and objective settings, which a run is tied to),
-        a given value that contradicts the saved one is an error, not a silent change."""
+        a given value that contradicts the saved one is an error, not a silent change; fields declared
+        ``free`` may change all the same."""
         values = {}
-        for name in cls.__dataclass_fields__:
+        for name, f in cls.__dataclass_fields__.items():
             value = given.get(name)
             value = list(value) if isinstance(value, tuple) else value
-            if fixed and value is not None and name in saved and saved[name] != value:
+            if fixed and not f.metadata.get("free") and value is not None and name in saved and saved[name] != value:
                 raise UserError(f"--resume: the run was trained with {name}={saved[name]!r}, not {value!r}; "
                                 "drop the flag or start a new --out")
             if value is not None:
@@ -199,25 +209,33 @@ def flag(name: str) -> str:
     return name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type[Settings], skip: tuple = ()) -> None:
-    """One ``--flag`` per field of ``cls``, with its check, choices and ``(default …)`` in the help.
+def _flag(f) -> str:
+    return f.metadata.get("flag") or flag(f.name)
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type[Settings], skip: tuple = (),
+                  only: tuple | None = None) -> None:
+    """One ``--flag`` per field of ``cls`` (or of those named in ``only``), with its check, choices and
+    ``(default …)`` in the help.
 
     The parsed default is None, so a command can tell a flag that was given from one that was not
     (on ``--resume`` the run's saved value then stands).
     """
     for f in fields(cls):
-        if f.name in skip:
+        if f.name in skip or (only is not None and f.name not in only):
             continue
         meta, default = f.metadata, f.default if f.default is not MISSING else None
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        parser.add_argument(f"--{flag(f.name)}", type=_parser_type(f.type, meta.get("check")),
+        shown = meta.get("shown") or (",".join(map(str, default)) if isinstance(default, tuple) else default)
+        parser.add_argument(f"--{_flag(f)}", dest=f.name, type=argument_type(f.type, meta.get("check")),
                             choices=meta.get("choices"), metavar=meta.get("metavar"),
                             help=f"{meta['help']} (default: {shown})")
 
 
-def _parser_type(annotation: str, check: str | None):
-    """An argparse type for a field annotated ``annotation``: converts, then checks, each failure one line."""
-    kind = annotation.split("|")[0].strip()
+def argument_type(annotation: str, check: str | None = None) -> Callable[[str], Any]:
+    """An argparse type for a value annotated ``annotation`` (``int``, ``float``, ``str``, ``tuple`` of widths,
+    ``int | float``: a count or a fraction) that must pass ``check``: converts, then checks, each failure one
+    line. Every command's typed flags come from here."""
+    kind = annotation.replace(" | None", "").strip()
     if check == "interval":
         def parse_interval(text: str) -> str:
             try:
@@ -229,7 +247,8 @@ def _parser_type(annotation: str, check: str | None):
     if kind == "str":
         return str
     convert, expected = {"int": (int, "a whole number"), "float": (float, "a number"),
-                         "tuple": (_widths, "comma-separated positive whole numbers like 512,256")}[kind]
+                         "tuple": (_widths, "comma-separated positive whole numbers like 512,256"),
+                         "int | float": (_count_or_fraction, "a number of documents or a fraction")}[kind]
 
     def parse(text: str):
         try:
@@ -237,7 +256,8 @@ def _parser_type(annotation: str, check: str | None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
         if check is not None and not CHECKS[check][0](value):
-            requirement = {"positive": "positive", "nonnegative": ">= 0"}[check] if kind == "int" else CHECKS[check][1]
+            requirement = {"positive": "positive", "nonnegative": ">= 0"}[check] if kind == "int" \
+                else CHECKS[check][1]
             raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
         return value
 
@@ -249,3 +269,11 @@ def _widths(text: str) -> tuple[int, ...]:
     if min(values) <= 0:
         raise ValueError(text)
     return values
+
+
+def _count_or_fraction(text: str) -> int | float:
+    """'2' → 2 (a count); '0.5' → 0.5 (a fraction): sklearn's min_df/max_df convention."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

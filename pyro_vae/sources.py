@@ -15,7 +15,7 @@ background thread while the current step runs, into pinned memory on CUDA, so th
 
 from __future__ import annotations
 
-import os
+import mmap
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
@@ -139,7 +139,7 @@ def make(data, device: torch.device) -> Source:
     parts = (data,) if isinstance(data, (torch.Tensor, np.ndarray)) else tuple(data)
     if len(parts) == 1 and isinstance(parts[0], np.memmap) and parts[0].flags.c_contiguous and parts[0].ndim > 1:
         rows = FileRows(parts[0].filename, parts[0].offset, parts[0].dtype, parts[0].shape[1:],
-                        np.arange(parts[0].shape[0]))  # read by pread: a memory map's pages would stay resident
+                        np.arange(parts[0].shape[0]))  # its pages released as it goes: RSS stays bounded
         return make_streamed(rows.reader(), len(rows), device)
     if parts and all(isinstance(p, np.ndarray) for p in parts):
         _check_lengths([p.shape[0] if p.ndim else 0 for p in parts])
@@ -165,21 +165,29 @@ def _check_lengths(lengths: list[int]) -> None:
         raise UserError(f"data tensors differ in length ({[(n,) for n in lengths]}): rows must line up")
 
 
+FAULT_AROUND = 64 << 10
+
+
 class FileRows:
     """Rows of a ``.npy`` file, read from the file when asked for, never all at once.
 
-    Reads use ``os.pread`` on sorted row numbers, one read per run of consecutive rows, so the file
-    passes through the page cache only: a memory map would count every page it has touched in the
-    process's resident memory. It answers like a tensor of float rows where the library reads data:
-    ``shape``, ``len``, ``rows[a:b]`` / ``rows[index]`` (float32 on ``device``, ``uint8`` scaled to
-    [0, 1]), ``to(device)``; ``fit`` streams it (:class:`Streamed`).
+    The file is memory-mapped and read by fancy indexing (as fast as an array in memory once the page
+    cache holds the file); every 64 MB read, the mapping's pages are released (``madvise(MADV_DONTNEED)``),
+    so the process's resident memory stays bounded while the file itself lives in the page cache. It
+    answers like a tensor of float rows where the library reads data: ``shape``, ``len``,
+    ``rows[a:b]`` / ``rows[index]`` (float32 on ``device``, ``uint8`` scaled to [0, 1]), ``to(device)``;
+    ``fit`` streams it (:class:`Streamed`).
     """
+
+    RELEASE_BYTES = 64 << 20
 
     def __init__(self, path: str, offset: int, dtype: np.dtype, row_shape: tuple, rows: np.ndarray,
                  device: torch.device | str = "cpu"):
         self.path, self.offset, self.dtype, self.row_shape = str(path), offset, np.dtype(dtype), tuple(row_shape)
         self.rows, self.device = rows, torch.device(device)
         self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
+        self._map = self._view = None
+        self._read_since_release = 0
 
     @classmethod
     def open(cls, path) -> "FileRows":
@@ -205,21 +213,24 @@ class FileRows:
     def to(self, device) -> "FileRows":
         return FileRows(self.path, self.offset, self.dtype, self.row_shape, self.rows, device)
 
+    def _values(self) -> np.ndarray:
+        if self._view is None:
+            with open(self.path, "rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            total = (len(self._map) - self.offset) // self.row_bytes
+            self._view = np.frombuffer(self._map, dtype=self.dtype, count=total * self.row_bytes // self.dtype.itemsize,
+                                       offset=self.offset).reshape(total, -1)
+        return self._view
+
     def read(self, index: np.ndarray) -> np.ndarray:
         """The stored values of rows ``index`` (of these rows), shape (len(index), D), in the order asked."""
-        wanted = self.rows[np.asarray(index, dtype=np.int64)]
-        order = np.argsort(wanted, kind="stable")
-        ordered = wanted[order]
-        out = np.empty((len(wanted), self.shape[1]), dtype=self.dtype)
-        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1  # runs of consecutive rows: one read each
-        with open(self.path, "rb", buffering=0) as f:
-            start = 0
-            for end in [*breaks.tolist(), len(ordered)]:
-                first, count = int(ordered[start]), end - start
-                raw = os.pread(f.fileno(), count * self.row_bytes, self.offset + first * self.row_bytes)
-                out[order[start:end]] = np.frombuffer(raw, dtype=self.dtype).reshape(count, -1)
-                start = end
-        return out
+        values = self._values()[self.rows[np.asarray(index, dtype=np.int64)]]
+        # a row read maps the pages around it too (the kernel's fault-around, 64 KB by default)
+        self._read_since_release += len(values) * (self.row_bytes + FAULT_AROUND)
+        if self._read_since_release > self.RELEASE_BYTES:
+            self._map.madvise(mmap.MADV_DONTNEED)  # the pages stay in the page cache, out of this process's RSS
+            self._read_since_release = 0
+        return values
 
     def __getitem__(self, key) -> torch.Tensor:
         index = np.arange(len(self.rows))[key.cpu().numpy() if isinstance(key, torch.Tensor) else key]

@@ -22,6 +22,7 @@ also from the middle of an epoch. Evaluation, metrics, checkpoints and progress 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import warnings
 from pathlib import Path
@@ -244,6 +245,8 @@ class Trainer:
         self.evaluating, self.stop, self.last_evaluated = False, False, time.perf_counter()
         self.history: list[dict] = []
         test = sources.make(test_data, self.device) if test_data is not None and not _empty(test_data) else None
+        if evaluator is elbo_parts:  # the data plate may have another name (--plate documents)
+            evaluator = functools.partial(elbo_parts, plate=settings.plate)
         self.callbacks = [*([self._evaluation(evaluator, test)] if evaluator else []),
                           cb.MetricsFile(), cb.Checkpoints(self.every), cb.Progress(quiet),
                           *([cb.TensorBoard(settings.tensorboard)] if settings.tensorboard else []), *callbacks]
@@ -470,7 +473,7 @@ def _global_batches(perm: torch.Tensor, batch_size: int, world: int) -> list[tor
 def _check_batch_size(settings: Training, n: int, world: int) -> None:
     if settings.batch_size > n:
         raise UserError(f"--batch-size {settings.batch_size} is larger than the {n} training examples: "
-                        f"use --batch-size {min(n, 128)} or less")
+                        f"use --batch-size {n} or less")
     if settings.batch_size < world:
         raise UserError(f"--batch-size {settings.batch_size} is smaller than the {world} processes: each rank "
                         f"needs at least one example per step; use --batch-size {world} or more")

@@ -116,8 +116,10 @@ def _problem(seed=0):
     return model, FixedNoiseGuide(encoder), (x, eps)
 
 
-def _train_fixed_noise():
+def _train_fixed_noise(streamed: bool = False):
     model, guide, data = _problem()
+    if streamed:  # a map-style torch Dataset: each rank reads only its shard's rows, one batch ahead
+        data = torch.utils.data.TensorDataset(*data)
     # plain SGD: unlike Adam, its step is proportional to the gradient, so a wrongly scaled loss shows
     history = fit(model, guide, data, epochs=2, batch_size=8, device="cpu", evaluator=None, quiet=True,
                   optimizer=lambda params: torch.optim.SGD(params, lr=1e-3))
@@ -126,15 +128,16 @@ def _train_fixed_noise():
     return params, [h["train_loss"] for h in history]
 
 
-def _ddp_fixed_noise(rank, out_dir):
-    params, losses = _train_fixed_noise()
+def _ddp_fixed_noise(rank, out_dir, streamed=False):
+    params, losses = _train_fixed_noise(streamed)
     torch.save({"params": params, "losses": losses}, Path(out_dir) / f"rank{rank}.pt")
 
 
-def test_two_ranks_take_the_one_process_steps(tmp_path):
-    """Global batch 8 over 2 gloo ranks = batch 8 in one process: same parameters and global loss."""
+@pytest.mark.parametrize("streamed", [False, True], ids=["tensors", "torch Dataset"])
+def test_two_ranks_take_the_one_process_steps(tmp_path, streamed):
+    """Global batch 8 over 2 gloo ranks = batch 8 in one process (on tensors): same parameters and global loss."""
     single_params, single_losses = _train_fixed_noise()
-    run_ranks(_ddp_fixed_noise, str(tmp_path))
+    run_ranks(_ddp_fixed_noise, str(tmp_path), streamed)
     for rank in range(WORLD):
         got = torch.load(tmp_path / f"rank{rank}.pt")
         assert got["losses"] == pytest.approx(single_losses, rel=1e-6)  # the reported loss is the global one

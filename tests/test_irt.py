@@ -26,7 +26,7 @@ from pyro_vae.irt import exams
 from pyro_vae.irt import reference
 from pyro_vae.cli import main
 from pyro_vae.irt import fitting, report
-from pyro_vae.irt.defaults import KINDS
+from pyro_vae.irt.settings import KINDS
 from pyro_vae.models.irt import IRT
 from pyro_vae.train import ScaledLoss
 

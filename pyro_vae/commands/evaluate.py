@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pyro_vae.commands.options import add_device, positive_int
+from pyro_vae import settings
+from pyro_vae.commands.options import add_device
 
-BATCH_SIZE, SEED = 1000, 0
+BATCH_SIZE, SEED = settings.Training.eval_batch_size, 0
+positive_int = settings.argument_type("int", "positive")
 
 
 def add_parser(sub) -> None:
@@ -14,6 +16,10 @@ def add_parser(sub) -> None:
                                    "nats, its two parts, the KL per latent dimension (≈ 0: a collapsed dimension), "
                                    "the reconstruction error ‖x − E[x|μ(x)]‖², and with --is-samples K the "
                                    "importance-sampled log p(x) ≈ log (1/K) Σ_k p(x, z_k)/q(z_k|x) and bits/dim. "
+                                   "Program runs (--program): the ELBO E_q[log p(x, z) − log q(z)] per example, "
+                                   "its observed part and the KL of each latent site (kl/SITE), sites found by role, "
+                                   "not by name (a program with enumerated sites: the enumerated ELBO), and what else "
+                                   "applies to the program; with --index on the training rows. "
                                    "Topic runs: held-out ELBO per document and perplexity. IRT runs: ELBO and the "
                                    "exact marginal log-likelihood on the students it was fitted to.")
     p.add_argument("run_dir", metavar="RUN", help="a run folder written by pyro-vae train, topics or irt")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyro_vae.commands.options import positive_int
+from pyro_vae import settings
 
 NUM_SAMPLES, SEED = 64, 0
 
@@ -10,10 +10,12 @@ NUM_SAMPLES, SEED = 64, 0
 def add_parser(sub) -> None:
     """Adds ``sample`` to the subparsers."""
     p = sub.add_parser("sample", help="decode draws from the prior p(z) = N(0, I) (VAE runs)",
-                       description="Draw z ~ p(z) = N(0, I) and decode E[x|z] with the run's decoder f. Topic and "
-                                   "IRT runs have no decoder of examples: sample says so and exits 2.")
+                       description="Draw z ~ p(z) = N(0, I) and decode E[x|z] with the run's decoder f. Program "
+                                   "runs: z from the prior of the program's one per-example latent site, E[x|z] of its "
+                                   "observed site holding the rows. Topic and IRT runs, and programs without such "
+                                   "sites, have no decoder of examples: sample says so and exits 2.")
     p.add_argument("run_dir", metavar="RUN", help="a run folder written by pyro-vae train")
-    p.add_argument("-n", "--num-samples", type=positive_int, default=NUM_SAMPLES,
+    p.add_argument("-n", "--num-samples", type=settings.argument_type("int", "positive"), default=NUM_SAMPLES,
                    help=f"how many samples (default {NUM_SAMPLES})")
     p.add_argument("--out", required=True, help="a .png (image grid) or .npy (array of rows) file to write")
     p.add_argument("--seed", type=int, default=SEED, help=f"seed of the draws (default {SEED})")

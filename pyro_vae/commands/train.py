@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from pyro_vae import settings
+from pyro_vae.commands.options import add_run_folder, saved_config
 from pyro_vae.errors import UserError
 
 
@@ -32,27 +33,8 @@ def add_parser(sub) -> None:
     settings.add_arguments(objective, settings.Objective)
     training = p.add_argument_group("training (on --resume: the run's own unless given, e.g. --epochs 40 to go on)")
     settings.add_arguments(training, settings.Training)
-    run_folder = p.add_argument_group("the run folder")
-    run_folder.add_argument("--out", default="runs/vae", help="run folder (default: runs/vae)")
-    run_folder.add_argument("--resume", action="store_true",
-                            help="continue the run in --out from its checkpoint, with its saved settings: the same "
-                                 "trajectory as an uninterrupted run (give --epochs to train longer)")
-    run_folder.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    run_folder.add_argument("--no-figures", action="store_true", help="skip drawing figures at the end")
-    run_folder.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    add_run_folder(p, "runs/vae")
     p.set_defaults(run=run)
-
-
-def saved_config(args) -> dict:
-    """On --resume, the run's config.json; else {}."""
-    if not args.resume:
-        return {}
-    from pyro_vae.run_folder import RunFolder
-
-    try:
-        return RunFolder(args.out).config()
-    except UserError as error:
-        raise UserError(f"--resume: {error}") from None
 
 
 def run(args) -> None:
@@ -108,8 +90,8 @@ def run(args) -> None:
     if distributed.rank_and_world()[0] != 0:
         return
     if not args.no_figures:
-        if program:
-            plots.elbo_curves(history, Path(args.out) / "figures" / "elbo.png")
+        if program:  # what applies to the program: the curves, reconstructions and samples where it has a decoder
+            runs.ProgramRun(Path(args.out), runs.read_config(args.out), model, guide, history).figures()
         else:
             plots.all_figures(model, guide, dataset, history, Path(args.out) / "figures")
     last = history[-1] if history else {}

@@ -1,7 +1,7 @@
 """Exam analysis by item response theory, fitted by SVI like the VAE.
 
     exams.py      answer matrices with a mask (``load``: lsat, a CSV, py-irt JSON lines; ``synthetic``)
-    defaults.py   the settings' defaults, defined once (no torch: the CLI's help reads them)
+    settings.py   the settings as a dataclass: flags, checks, help, config.json, each declared once (no torch)
     fitting.py    config → (model, guide), ``train`` (SVI with ``pyro_vae.fit``)
     reference.py  the exact marginal likelihood and MML fits by quadrature (numpy/scipy only)
     report.py     the item table, abilities, the run folder's irt.json and abilities.csv
@@ -13,4 +13,4 @@ The model and guides themselves are ``pyro_vae.models.irt`` and ``pyro_vae.guide
 
 from pyro_vae import lazy_submodules
 
-__getattr__ = lazy_submodules(__name__, ("exams", "defaults", "fitting", "reference", "report", "figures", "run"))
+__getattr__ = lazy_submodules(__name__, ("exams", "settings", "fitting", "reference", "report", "figures", "run"))

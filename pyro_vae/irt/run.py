@@ -12,7 +12,9 @@ from pyro_vae.errors import UserError
 from pyro_vae.guides.irt import MeanFieldAbilities
 from pyro_vae.irt import fitting, reference, report
 from pyro_vae.irt.exams import ExamData
+from pyro_vae.irt.settings import IRTSettings
 from pyro_vae.runs import Run
+from pyro_vae.settings import Training
 
 
 class IRTRun(Run):
@@ -87,9 +89,9 @@ class IRTRun(Run):
         """The exam data the run was trained on (``irt.exams.ExamData``), read again by name."""
         from pyro_vae.irt import exams
 
-        return exams.load(self.config.get("source", self.config["data"]))
+        return exams.load(IRTSettings.saved(self.config)["source"])
 
-    def evaluate(self, batch_size: int = 1000, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """On the training students (IRT has no held-out split): the ELBO and the exact marginal
         log-likelihood Σ_s log ∫ p(x_s | θ, items) p(θ) dθ at the item estimates (quadrature)."""

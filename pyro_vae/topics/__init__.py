@@ -1,7 +1,7 @@
 """Topic models as Pyro programs: corpora, the LDA/ProdLDA builders and fitting, measures, the sklearn reference.
 
     corpus.py     text → bags of words (``load_corpus``, ``counts`` for new documents)
-    defaults.py   the settings' defaults, defined once (no torch: the CLI's help reads them)
+    settings.py   the settings as a dataclass: flags, checks, help, config.json, each declared once (no torch)
     fitting.py    config → (model, guide), the objective, ``train`` (SVI with ``pyro_vae.fit``)
     metrics.py    NPMI coherence, diversity, held-out perplexity
     baseline.py   scikit-learn's LatentDirichletAllocation as a Pyro guide, measured the same way
@@ -14,4 +14,4 @@ The models and guides themselves are ``pyro_vae.models.topics`` and ``pyro_vae.g
 
 from pyro_vae import lazy_submodules
 
-__getattr__ = lazy_submodules(__name__, ("corpus", "defaults", "fitting", "metrics", "baseline", "report", "figures", "run"))
+__getattr__ = lazy_submodules(__name__, ("corpus", "settings", "fitting", "metrics", "baseline", "report", "figures", "run"))

@@ -16,11 +16,13 @@ from torch import nn
 import pyro
 import pyro.distributions as dist
 
+from pyro_vae.topics.settings import BASELINE_ITER
+
 if TYPE_CHECKING:
     from sklearn.decomposition import LatentDirichletAllocation
 
 
-def fit_sklearn_lda(counts: torch.Tensor, num_topics: int, alpha: float, eta: float, max_iter: int = 50,
+def fit_sklearn_lda(counts: torch.Tensor, num_topics: int, alpha: float, eta: float, max_iter: int = BASELINE_ITER,
                     seed: int = 0) -> "LatentDirichletAllocation":
     """scikit-learn's batch variational LDA fitted to word ``counts`` with our α, η and topics."""
     from sklearn.decomposition import LatentDirichletAllocation

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pyro_vae.errors import UserError
-from pyro_vae.topics.defaults import DEFAULTS
+from pyro_vae.topics.settings import TopicSettings
 
 NAMES = ("lee", "20news")
 OFFLINE_HINT = "use --corpus lee (300 news articles shipped with gensim, offline) or your own folder of .txt files"
@@ -50,9 +50,9 @@ class Corpus:
         return int(max(self.train.sum(-1).max(), self.test.sum(-1).max()))
 
 
-def load_corpus(name: str = DEFAULTS["corpus"], *, min_df: float = DEFAULTS["min_df"],
-                max_df: float = DEFAULTS["max_df"], max_features: int | None = DEFAULTS["max_features"],
-                test_size: float = DEFAULTS["test_size"], seed: int = DEFAULTS["seed"],
+def load_corpus(name: str = TopicSettings.corpus, *, min_df: float = TopicSettings.min_df,
+                max_df: float = TopicSettings.max_df, max_features: int | None = TopicSettings.max_features,
+                test_size: float = TopicSettings.test_size, seed: int = TopicSettings.seed,
                 data_dir: str | os.PathLike | None = None) -> Corpus:
     """Reads, splits and vectorizes a corpus. Raises :class:`UserError` with a one-line reason."""
     documents = read_documents(name, data_dir)
@@ -69,8 +69,9 @@ def load_corpus(name: str = DEFAULTS["corpus"], *, min_df: float = DEFAULTS["min
                      min_df=min_df, max_df=max_df, max_features=max_features)
 
 
-def vectorize(name: str, train_docs: list[str], test_docs: list[str], *, min_df: float = DEFAULTS["min_df"],
-              max_df: float = DEFAULTS["max_df"], max_features: int | None = DEFAULTS["max_features"]) -> Corpus:
+def vectorize(name: str, train_docs: list[str], test_docs: list[str], *,
+              min_df: float = TopicSettings.min_df, max_df: float = TopicSettings.max_df,
+              max_features: int | None = TopicSettings.max_features) -> Corpus:
     """Bags of words of the training and held-out documents over the training documents' vocabulary.
 
     Documents left without a single vocabulary word carry no evidence about topics and are dropped.

@@ -7,7 +7,6 @@ settings. It alone rebuilds model and guide; the vocabulary is kept beside it in
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pyro
@@ -21,7 +20,7 @@ from pyro_vae.guides.topics import DocumentEncoder, LDAGuide, ProdLDAGuide
 from pyro_vae.models.topics import LDA, ProdLDA
 from pyro_vae.topics import metrics
 from pyro_vae.topics.corpus import Corpus
-from pyro_vae.topics.defaults import DEFAULTS, LEARNING_RATES, MODELS, default_alpha
+from pyro_vae.topics.settings import TopicSettings
 from pyro_vae.train import fit
 
 VOCAB = "vocab.txt"  # one word a line, in the order of the model's columns
@@ -41,32 +40,20 @@ def objective(model_name: str) -> pyro.infer.ELBO:
     return TraceEnum_ELBO(max_plate_nesting=LDA.max_plate_nesting) if model_name == "lda" else TraceMeanField_ELBO()
 
 
-def make_config(vectorized: Corpus, /, **settings) -> dict:
-    """The run's config.json: ``settings`` (any key of ``defaults.DEFAULTS``, ``alpha``, ``lr``, ``data_dir``)
-    over the defaults, plus what the ``vectorized`` corpus fixes (vocabulary size, longest document). Checks them."""
-    unknown = set(settings) - set(DEFAULTS) - {"alpha", "lr", "data_dir"}
-    if unknown:
-        raise UserError(f"unknown topic-model setting(s) {', '.join(sorted(unknown))}: "
-                        f"use {', '.join(sorted(DEFAULTS))}, alpha, lr or data_dir")
-    config = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    config.pop("baseline_iter")
-    if config["model"] not in MODELS:
-        raise UserError(f"unknown topic model {config['model']!r}: choose one of {', '.join(MODELS)}")
-    config.setdefault("alpha", default_alpha(config["model"], config["topics"]))
-    config.setdefault("lr", LEARNING_RATES[config["model"]])
-    config.update(vocab_size=vectorized.vocab_size, max_length=vectorized.max_length)
+def make_config(vectorized: Corpus, /, settings: TopicSettings | None = None, **changes) -> dict:
+    """The run's config.json: ``settings`` (a :class:`TopicSettings`, default its defaults) with ``changes``
+    (its fields as keywords), α and the learning rate completed, plus what the ``vectorized`` corpus fixes
+    (vocabulary size, longest document). Checks them against the corpus."""
+    settings = (settings or TopicSettings()).replace(**changes).complete()
+    config = {**settings.to_dict(), "vocab_size": vectorized.vocab_size, "max_length": vectorized.max_length}
     check(config, vectorized)
     return config
 
 
 def check(config: dict, corpus: Corpus) -> None:
     """Settings that cannot work with this corpus are a one-line UserError, before training starts."""
-    if not 0 <= config["dropout"] < 1:
-        raise UserError(f"--dropout must be in [0, 1), got {config['dropout']}")
     n, batch = corpus.train.shape[0], config["batch_size"]
-    if batch > n:
-        raise UserError(f"--batch-size {batch} is larger than the {n} training documents: use --batch-size {n} or less")
-    if n % batch == 1:
+    if n % batch == 1 and batch <= n:  # a batch larger than the data is fit's to refuse
         raise UserError(f"--batch-size {batch} leaves a last batch of one document, which batch norm "
                         f"cannot normalize: use --batch-size {batch - 1} or {batch + 1}")
     if config["topics"] < 2:
@@ -77,7 +64,7 @@ def check(config: dict, corpus: Corpus) -> None:
 
 
 def load_corpus(config: dict) -> Corpus:
-    """The corpus a config was trained on, split and vectorized the same way again."""
+    """The corpus a config (or ``TopicSettings.to_dict()``) was trained on, split and vectorized the same way again."""
     from pyro_vae.topics.corpus import load_corpus as load
 
     return load(config["corpus"], min_df=config["min_df"], max_df=config["max_df"],
@@ -105,24 +92,18 @@ def train(corpus: Corpus, config: dict, *, device: str | torch.device = "auto", 
     return model, guide, history
 
 
-def fit_run(settings: dict, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+def fit_run(settings: TopicSettings, out: str | Path, *, resume: bool = False, overwrite: bool = False,
             device: str | torch.device = "auto", quiet: bool = False, baseline_iter: int | None = None,
             figures: bool = True) -> dict:
-    """``pyro-vae topics`` in one call: the corpus, the config (``make_config``; on ``resume`` the saved one),
-    training, then the report files in ``out`` (``report.write_outputs``). Returns the report
-    (``report.summarize``); a new run folder is removed again if anything fails."""
+    """``pyro-vae topics`` in one call: the corpus, the config (``make_config``), training (on ``resume``
+    continued from the checkpoint in ``out``), then the report files in ``out`` (``report.write_outputs``).
+    Returns the report (``report.summarize``). A new run folder that fails before its first checkpoint is
+    removed again (by ``fit``); one that fails later is kept, and ``resume`` finishes it."""
     from pyro_vae.topics import report
 
-    corpus = load_corpus({**DEFAULTS, **settings})
-    config = settings if resume else make_config(corpus, **{k: v for k, v in settings.items() if k != "baseline_iter"})
-    out = Path(out)
-    created = not out.exists()
+    corpus = load_corpus(settings.to_dict())
+    config = make_config(corpus, settings)
     model, guide, _ = train(corpus, config, device=device, out=out, resume=resume, overwrite=overwrite, quiet=quiet)
-    try:
-        summary = report.summarize(model, guide, corpus, config, baseline_iter)
-        report.write_outputs(out, summary, guide, corpus, figures=figures)
-    except BaseException:
-        if created:  # no half-written run is left behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    summary = report.summarize(model, guide, corpus, config, baseline_iter)
+    report.write_outputs(Path(out), summary, guide, corpus, figures=figures)
     return summary
