@@ -458,8 +458,10 @@ class ProgramRun(ImageRun):
         - ``reconstruction_mse`` and ``kl_per_dim`` for a program with one per-example latent and one observed
           site holding the rows;
         - with ``num_samples`` K, log p(x) ≈ log (1/K) Σ_k p(x, z_k)/q(z_k|x) and bits/dim, for a program whose
-          latents are all per example and drawn by the guide (else a one-line UserError says why not).
+          latents are all per example and drawn by the guide (else a one-line UserError says why not);
+        - with ``samples`` N, the ``sample_quality`` of N prior draws, for a program that can generate.
         """
+        quality = {"sample_quality": self.sample_quality(samples, seed, device)} if samples else {}
         from pyro_vae import evaluate as measures
 
         dataset = self.dataset(device)
