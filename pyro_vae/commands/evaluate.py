@@ -32,7 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=positive_int, metavar="N",
                    help="also measure N decoded prior draws against the test set in the feature space of a CNN "
                         "judge trained on the data set (cached in the data folder): Fréchet distance, precision "
-                        "and recall (k = 3 neighbours), judged-class rate and coverage (mnist-5k, fashion-mnist)")
+                        "and recall (k = 3 neighbours), judged-class rate and coverage (mnist-5k, fashion-mnist; "
+                        "default: not measured)")
     add_device(p)
     p.set_defaults(run=run)
 
