@@ -246,20 +246,28 @@ def test_evaluate_samples_refusals_are_one_line(tiny_run, digits, tmp_path, monk
 
 # ---- docs/generation.md ----------------------------------------------------------------------------
 
-def test_the_generation_page_shows_the_table_of_generation_json(monkeypatch):
-    """docs/generation.md's table is the one examples/generation_table.py makes from the numbers it wrote
-    (docs/figures/generation.json): a rerun that changes a number makes the page stale, and this fails."""
+def generation(name: str) -> dict:
+    """The numbers examples/generation_table.py wrote for data set ``name`` (``--out docs/figures``)."""
+    return json.loads((ROOT / "docs" / "figures" / f"generation_{name}.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["mnist-5k", "fashion-mnist"])
+def test_the_generation_page_shows_the_tables_of_the_scripts_numbers(name, monkeypatch):
+    """docs/generation.md's tables are the ones examples/generation_table.py makes from the numbers it wrote
+    (docs/figures/generation_NAME.json): a rerun that changes a number makes the page stale, and this fails."""
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     import generation_table
 
-    numbers = json.loads((ROOT / "docs" / "figures" / "generation.json").read_text())
-    assert set(numbers["rows"]) >= {"real", "blends", *(f"{name}/mixture" for name in generation_table.SETTINGS)}
+    numbers = generation(name)
+    settings = generation_table.TABLES[name][0]
+    assert numbers["dataset"] == name
+    assert set(numbers["rows"]) >= {"real", "blends", *(f"{setting}/mixture" for setting in settings)}
     assert generation_table.table(numbers) in (ROOT / "docs" / "generation.md").read_text()
 
 
 def test_the_generation_pages_reading_holds_for_its_numbers():
     """Each sentence of docs/generation.md's reading of the table, as a check on generation.json."""
-    rows = json.loads((ROOT / "docs" / "figures" / "generation.json").read_text())["rows"]
+    rows = generation("mnist-5k")["rows"]
     real, blends, lecture = rows["real"], rows["blends"], rows["lecture_c0.1/prior"]
     generators = {name: row for name, row in rows.items() if "/" in name}
     bernoulli = ["bernoulli_mlp_8", "bernoulli_mlp_16", "bernoulli_conv_16"]  # β = 1, 8- or 16-D codes
@@ -290,3 +298,20 @@ def test_the_generation_pages_reading_holds_for_its_numbers():
     assert autoencoder["frechet_distance"] == min(row["frechet_distance"] for row in generators.values())
     assert autoencoder["recall"] == max(row["recall"] for row in generators.values())
     assert max(row["digit_rate"] for row in generators.values()) - autoencoder["digit_rate"] < 0.02
+
+
+def test_the_fashion_reading_holds_for_its_numbers():
+    """docs/generation.md's reading of the Fashion-MNIST table, as a check on its numbers."""
+    rows = generation("fashion-mnist")["rows"]
+    real, blends = rows["real"], rows["blends"]
+    prior, mixture, autoencoder = (rows[k] for k in ("bernoulli_mlp_16/prior", "bernoulli_mlp_16/mixture",
+                                                     "autoencoder_16/mixture"))
+    generators = [prior, mixture, autoencoder]
+    assert real["digit_rate"] < generation("mnist-5k")["rows"]["real"]["digit_rate"]  # sure of fewer real images
+    for measure in ("frechet_distance", "precision", "digit_rate"):
+        better = min if measure == "frechet_distance" else max
+        assert better(mixture[measure], prior[measure]) == mixture[measure], measure
+    assert autoencoder["frechet_distance"] == min(row["frechet_distance"] for row in generators)
+    assert autoencoder["recall"] == max(row["recall"] for row in generators)
+    assert blends["precision"] < real["precision"] - 0.3 and blends["recall"] < real["recall"] - 0.5
+    assert blends["frechet_distance"] > 50 * real["frechet_distance"] and blends["digit_rate"] < real["digit_rate"] / 4
