@@ -38,3 +38,8 @@ editions: $(STAMP)
 
 clean:
 	rm -rf runs build *.egg-info
+
+.PHONY: student
+# Student editions of every notebook: the cells tagged `solution` taken out (notebooks/student/, not committed).
+student: $(STAMP)
+	$(PY) notebooks/student.py

@@ -57,7 +57,7 @@ def main(figures: Path = default_out("ablation")) -> dict:
                        label=f"digit {int(labels[row])}")
         ax.set_title(f"{title}: 40 draws z ~ q(z|x) of 6 digits (own scale)", fontsize=9)
         ax.set_xlabel("z₁"), ax.set_ylabel("z₂")
-        ax.legend(fontsize=7, markerscale=2)
+        ax.legend(markerscale=2)
     for ax in axes[0]:
         ax.set_xlim(-limit, limit), ax.set_ylim(-limit, limit), ax.set_aspect("equal")
     compact_png(save(fig, figures / "ablation.png"))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_vae import analysis, data, quality, settings
+from pyro_vae import analysis, data, plots, quality, settings
 from pyro_vae.analysis import Handled
 from pyro_vae.guides.denoising import DenoisingGuide
 from pyro_vae.objectives import Objective, scale_observations
@@ -99,19 +99,12 @@ def _trained(kind: str, latent_dim: int, c: float, n_epochs: int, seed: int):
     return model.eval(), guide.eval()
 
 
-def scatter_codes(ax, codes, labels, title: str) -> None:
-    """Codes as points coloured by digit (tab10), with a legend of the digits."""
-    points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", vmin=0, vmax=9, s=4, alpha=0.7)
-    ax.legend(*points.legend_elements(), fontsize=6, markerscale=0.7, loc="best")
-    ax.set_title(title)
-
-
 def draw_codes(ax, codes: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor, title: str, n: int = 400):
     """μ(x) coloured by digit, and for the first n rows an ellipse of half-widths σ(x): the room q(z|x) takes."""
     import numpy as np
     from matplotlib.collections import EllipseCollection
 
-    scatter_codes(ax, codes.numpy(), labels.numpy(), title)
+    plots.scatter_codes(ax, codes.numpy(), labels.numpy(), title)
     ax.set_xlabel("z₁ (first latent coordinate)")
     ax.set_ylabel("z₂")
     if float(sigma.max()) > 0:
@@ -165,13 +158,24 @@ def judge():
     return quality.train_digit_judge(dataset.train, dataset.train_labels, dataset.shape, epochs=epochs(12))
 
 
+LEGEND_POINTS = 9  # the smallest legend text that a slide shows legibly
+
+
 def save(fig, path: Path) -> Path:
-    """Writes a matplotlib figure to path (creating its folder) and closes it."""
+    """Writes a matplotlib figure to ``path`` (a .png, creating its folder) and the same figure as an SVG beside
+    it, for slides, then closes it. A legend in smaller type than ``LEGEND_POINTS`` is refused."""
     import matplotlib.pyplot as plt
 
+    small = [text.get_text() for ax in fig.axes if ax.get_legend() for text in ax.get_legend().get_texts()
+             if text.get_fontsize() < LEGEND_POINTS]
+    if small:
+        plt.close(fig)
+        raise ValueError(f"{Path(path).name}: legend text under {LEGEND_POINTS} pt ({small[:3]}): drop its fontsize")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": "pyro-vae", "svg.fonttype": "none"}):  # same figure, same file
+        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     return path
 

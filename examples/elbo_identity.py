@@ -75,7 +75,7 @@ def main(figures: Path = default_out("elbo_identity")) -> dict:
                     label="KL(q ‖ p(z|x))")
     ax.set_xlabel("q's mean: prior mean (0) → posterior mean (1)")
     ax.set_ylabel("nats")
-    ax.legend(fontsize=8)
+    ax.legend()
     save(fig, figures / "elbo_identity.png")
 
     loc, scale = 0.5 * post_mean, post_std  # one q halfway, shown term by term

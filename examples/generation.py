@@ -53,7 +53,7 @@ def main(figures: Path = default_out("generation")) -> dict:
     axes[1].set_xlabel("t (position along the path)")
     axes[1].set_ylabel("code norm ‖z‖")
     axes[1].set_ylim(0, None)
-    axes[1].legend(fontsize=8)
+    axes[1].legend()
     save(fig, figures / "interpolation.png")
     return report("generation", {
         **{name: {"code_norms": path.norm(dim=1).round(decimals=3).tolist(),

@@ -56,11 +56,15 @@ def main(figures: Path = default_out("generation_quality")) -> dict:
                          "digit_rate_max": max(rates), "coverage": float(np.mean(coverage)),
                          "coverage_min": min(coverage), "coverage_max": max(coverage), "per_seed": per_seed}
 
-    fig, axes = plt.subplots(1, 5, figsize=(20, 4.4), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.3]}, layout="constrained")
+    # a 2 × 3 grid, not a strip: real digits and the three generators, the blends, and the rates
+    fig, grid = plt.subplots(2, 3, figsize=(13, 9), layout="constrained")
+    axes = [grid[0, 0], grid[0, 1], grid[0, 2], grid[1, 0], grid[1, 2]]
     image_panel(axes[0], real[:36], dataset.shape, 6, f"real test digits\ndigit rate {numbers['real']['digit_rate']:.0%}")
     for ax, (name, title) in zip(axes[1:4], GENERATORS.items()):
         image_panel(ax, images[name], dataset.shape, 6,
                     f"{title}\ndigit rate {numbers[name]['digit_rate']:.0%}, {numbers[name]['coverage']:.1f} classes")
+    image_panel(grid[1, 1], blends[:36], dataset.shape, 6,
+                f"control: blends (x_a + x_b)/2 of two digits\ndigit rate {numbers['blended']['digit_rate']:.0%}")
     labels = ["real", "VAE\nc = 0.1", "VAE\nc = 1", "AE +\nfitted N", "blends of\n2 digits"]
     keys = ["real", *GENERATORS, "blended"]
     means = [numbers[k]["digit_rate"] for k in keys]
@@ -68,11 +72,11 @@ def main(figures: Path = default_out("generation_quality")) -> dict:
     high = [numbers[k].get("digit_rate_max", numbers[k]["digit_rate"]) for k in keys]
     axes[4].bar(range(5), means, color=["grey", "tab:blue", "tab:orange", "tab:red", "lightgrey"],
                 yerr=[np.subtract(means, low), np.subtract(high, means)], capsize=4)
-    axes[4].set_xticks(range(5), labels, fontsize=8)
+    axes[4].set_xticks(range(5), labels)
     axes[4].set_ylim(0, 1)
     axes[4].set_ylabel("judged digits (p ≥ 0.9), fraction of draws")
     axes[4].set_xlabel("source of the images (bars: seeds 0–2, min–max)")
-    axes[4].set_title(f"judge: CNN, {numbers['judge_test_accuracy']:.1%} test accuracy", fontsize=9)
+    axes[4].set_title(f"judge: CNN, {numbers['judge_test_accuracy']:.1%} test accuracy")
     save(fig, figures / "generation_quality.png")
     return report("generation quality", numbers)
 

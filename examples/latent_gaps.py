@@ -12,8 +12,9 @@ Each decoded image is judged by the CNN of ``common.judge`` (a "digit" if it is 
   - prior draws: 1,000 codes from N(0, I) for the VAEs, from the Gaussian fitted to the codes for the
     autoencoder;
   - controls: real test digits, and blends (x_a + x_b)/2 of two test digits of different classes.
-Figure (seed 0): codes with σ(x) ellipses, the decoded grid, decoded prior draws; the rates with their
-min–max over seeds.
+Figures, one per panel row so that each reads on a slide: latent_gaps_codes.png (seed 0: codes with σ(x)
+ellipses), latent_gaps_grid.png (seed 0: the decoded grid), latent_gaps_draws.png (seed 0: decoded prior
+draws, and the blends), latent_gaps_rates.png (the rates with their min–max over seeds); each also as .svg.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def main(figures: Path = default_out("latent_gaps")) -> dict:
                "real_digit_rate": digit_rate(judged, dataset.test)["digit_rate"],
                "blended_digit_rate": digit_rate(judged, blends)["digit_rate"],
                "hidden": list(HIDDEN), "epochs": EPOCHS, "seeds": list(SEEDS)}
-    fig, axes = plt.subplots(3, 4, figsize=(15, 11.5), layout="constrained")
+    codes_fig, codes_axes = plt.subplots(1, 3, figsize=(16, 4.6), layout="constrained")
+    grid_fig, grid_axes = plt.subplots(1, 3, figsize=(15, 5.6), layout="constrained")
+    draws_fig, draws_axes = plt.subplots(1, 4, figsize=(16, 4.8), layout="constrained")
     for column, (name, (kind, c, title)) in enumerate(MODELS.items()):
         rows = []
         for seed in SEEDS:
@@ -102,19 +105,26 @@ def main(figures: Path = default_out("latent_gaps")) -> dict:
             rows.append(row)
             if seed == SEEDS[0]:
                 _, guide, _ = deep(kind, c, seed)
-                draw_codes(axes[0, column], encode(guide, dataset.test), posterior_scale(guide, dataset.test),
+                draw_codes(codes_axes[column], encode(guide, dataset.test), posterior_scale(guide, dataset.test),
                            dataset.test_labels, f"{title} (seed {seed})")
-                image_panel(axes[1, column], grid_images, dataset.shape, 15,
-                            f"decoded from a 15×15 grid over the codes\n"
+                image_panel(grid_axes[column], grid_images, dataset.shape, 15,
+                            f"{title}: decoded from a 15×15 grid over the codes\n"
                             f"(20×20 grid: {row['grid_digit_rate']:.0%} judged digits)")
                 prior_name = "N(m, S) fitted to the codes" if kind == "ae" else "the prior N(0, I)"
-                image_panel(axes[2, column], prior_images, dataset.shape, 8,
-                            f"decoded draws from {prior_name}\n({row['prior_digit_rate']:.0%} judged digits)")
+                image_panel(draws_axes[column], prior_images, dataset.shape, 8,
+                            f"{title.split(':')[0]}: decoded draws from\n{prior_name} "
+                            f"({row['prior_digit_rate']:.0%} judged digits)")
         numbers[name] = spread(rows)
+    image_panel(draws_axes[3], blends[:64], dataset.shape, 8,
+                f"control: blends (x_a + x_b)/2\n({numbers['blended_digit_rate']:.0%} judged digits)")
+    compact_png(save(codes_fig, figures / "latent_gaps_codes.png"))
+    save(grid_fig, figures / "latent_gaps_grid.png")
+    save(draws_fig, figures / "latent_gaps_draws.png")
 
     names = list(MODELS)
-    for ax, key, what in ((axes[0, 3], "grid_digit_rate", "decoded grid points"),
-                          (axes[1, 3], "prior_digit_rate", "decoded prior draws")):
+    rates_fig, rates_axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    for ax, key, what in ((rates_axes[0], "grid_digit_rate", "decoded grid points"),
+                          (rates_axes[1], "prior_digit_rate", "decoded prior draws")):
         means = [numbers[n][key]["mean"] for n in names]
         low = [numbers[n][key]["min"] for n in names]
         high = [numbers[n][key]["max"] for n in names]
@@ -122,14 +132,12 @@ def main(figures: Path = default_out("latent_gaps")) -> dict:
                color=["tab:red", "tab:blue", "tab:orange"])
         ax.axhline(numbers["real_digit_rate"], color="black", ls="--", lw=1, label="real test digits")
         ax.axhline(numbers["blended_digit_rate"], color="grey", ls=":", lw=1.5, label="blends of two digits")
-        ax.set_xticks(range(3), ["autoencoder", "VAE, c = 0.1", "VAE, c = 1"], fontsize=8)
+        ax.set_xticks(range(3), ["autoencoder", "VAE, c = 0.1", "VAE, c = 1"])
         ax.set_ylim(0, 1)
         ax.set_ylabel("fraction judged digits (p ≥ 0.9)")
-        ax.set_title(f"{what}: mean and min–max of 3 seeds", fontsize=9)
-        ax.legend(fontsize=7, loc="upper right")
-    image_panel(axes[2, 3], blends[:64], dataset.shape, 8,
-                f"control: blends (x_a + x_b)/2\n({numbers['blended_digit_rate']:.0%} judged digits)")
-    compact_png(save(fig, figures / "latent_gaps.png"))
+        ax.set_title(f"{what}: mean and min–max of 3 seeds")
+        ax.legend(loc="upper right")
+    save(rates_fig, figures / "latent_gaps_rates.png")
     return report("latent gaps", numbers)
 
 

@@ -33,12 +33,15 @@ def main(figures: Path = default_out("pca")) -> dict:
     ax.plot(*line.T, color="tab:blue", lw=1, label="principal direction w")
     for name, x, y in zip(POINTS, points, decoded):
         ax.plot(*np.c_[x, y], color="grey", lw=0.8, ls="--")
-        ax.annotate(name, x, textcoords="offset points", xytext=(-10, 4))
+        away = (x - y) / max(float(np.linalg.norm(x - y)), 1e-9)  # the label sits beyond x, away from the line
+        ax.annotate(name, x, textcoords="offset points", xytext=tuple(11 * away), ha="center", va="center",
+                    fontweight="bold")
     ax.scatter(*points.T, color="black", zorder=3, label="x")
     ax.scatter(*decoded.T, color="tab:red", zorder=3, label="d(e(x))")
+    ax.margins(0.12)  # room for the labels beyond the outermost points
     ax.set_aspect("equal")
     ax.set_xlabel("x₁"), ax.set_ylabel("x₂")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper left")
     ax.set_title("PCA: encode to 1-D, decode back")
     save(fig, figures / "pca.png")
     error = float(((points - decoded) ** 2).sum(1).mean())

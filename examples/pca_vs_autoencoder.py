@@ -37,7 +37,7 @@ def main(figures: Path = default_out("pca_vs_autoencoder")) -> dict:
     ax.set_xlabel("code dimension k")
     ax.set_ylabel("squared error ‖x − x̂‖² per test image")
     ax.set_title("reconstruction error: PCA against a nonlinear autoencoder", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend()
     ax.grid(alpha=0.3)
     save(fig, figures / "pca_vs_autoencoder.png")
     return report("pca vs autoencoder", {"pca": {str(k): curve[k] for k in KS},

@@ -46,7 +46,7 @@ def main(figures: Path = default_out("reparameterization")) -> dict:
     axes[0].set_title(f"one gradient coordinate, {NUM_DRAWS} draws")
     axes[0].set_xlabel("∂(−ELBO)/∂θ for that coordinate")
     axes[0].set_ylabel("number of draws")
-    axes[0].legend(fontsize=8)
+    axes[0].legend()
     for draws, label in ((score, "score function"), (pathwise, "pathwise")):
         axes[1].plot(np.sort(draws.var(0).numpy())[::-1], label=label)
     nonzero = int((~zero).sum())
@@ -57,7 +57,7 @@ def main(figures: Path = default_out("reparameterization")) -> dict:
     axes[1].set_yscale("log")
     axes[1].set_xlabel(f"parameter of g and h ({len(zero)} in all), sorted by variance")
     axes[1].set_ylabel("variance over draws (log scale)")
-    axes[1].legend(fontsize=8)
+    axes[1].legend()
     save(fig, figures / "reparameterization.png")
 
     standard_error = ((pathwise.var(0) + score.var(0)) / NUM_DRAWS).sqrt()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -30,8 +30,33 @@ from pyro_vae.checkpoint import rng_state, set_rng_state
 from pyro_vae.errors import UserError
 from pyro_vae.settings import Interval
 
-if TYPE_CHECKING:
-    from pyro_vae.train import Trainer
+
+class Trainer(Protocol):
+    """What a callback may read of ``pyro_vae.train.Trainer`` (declared here, so that callbacks need not import
+    the trainer that imports them)."""
+
+    model: Callable
+    guide: Callable
+    modules: list
+    settings: Any
+    run: Any
+    optimizer: Any
+    epoch: int
+    step: int
+    steps_in_epoch: int
+    current: Any  # the epoch in progress (pyro_vae.train.Epoch)
+    history: list
+    rank: int
+    world: int
+    device: torch.device
+    evaluating: bool
+    stop: bool
+
+    def save_checkpoint(self, mid_epoch: bool = False) -> None:
+        """Saves every state the trajectory depends on (all ranks call it)."""
+
+    def due(self, every: Interval, since: float, first_step: int) -> bool:
+        """Whether the epoch just ended is one to act on, every ``every``."""
 
 
 class Callback:

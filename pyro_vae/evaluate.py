@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch.distributions import constraints
@@ -32,28 +32,26 @@ from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale, lean_traces
 from pyro_vae.objectives import kl_per_dim
 from pyro_vae.settings import Training
-from pyro_vae.sites import in_plate, sample_sites
+from pyro_vae.sites import Program, in_plate, sample_sites
 
-# a Pyro model or guide: an nn.Module (forward is the program) or a plain function of the batch
-Program = Callable[..., Any]
 
 _WRAPPERS = (torch.distributions.Independent, ExpandedDistribution, MaskedDistribution)
 
 
 def _sample_traces(model, guide, *batch):
-    """(guide trace, model trace): one joint draw z ~ q, then the model replayed at it."""
+    """(model trace, guide trace): one joint draw z ~ q, then the model replayed at it."""
     model_trace, guide_trace = lean_traces(model, guide, *batch)
     # a plate's own subsample site is no part of p or q (Pyro's ELBOs drop it too); it also lives on the
     # default device, not the data's
-    return prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
+    return prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
 
 
 def traces(model: Program, guide: Program, *batch: torch.Tensor) -> tuple[poutine.Trace, poutine.Trace]:
-    """(guide trace, model trace) with log-probabilities computed: one joint draw z ~ q, then p(x, z)."""
-    guide_trace, model_trace = _sample_traces(model, guide, *batch)
+    """(model trace, guide trace) with log-probabilities computed: one joint draw z ~ q, then p(x, z)."""
+    model_trace, guide_trace = _sample_traces(model, guide, *batch)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
-    return guide_trace, model_trace
+    return model_trace, guide_trace
 
 
 def _scored_sites(trace):
@@ -61,7 +59,8 @@ def _scored_sites(trace):
 
 
 def _as_tuple(data) -> tuple:
-    return (data,) if isinstance(data, torch.Tensor) else tuple(data)
+    """One array of rows (a tensor, or rows read from a file) or several, as a tuple."""
+    return tuple(data) if isinstance(data, (tuple, list)) else (data,)
 
 
 def _batches(data, batch_size):
@@ -171,7 +170,7 @@ def program_sites(model: Program, guide: Program, *batch: torch.Tensor, plate: s
     """The roles of the program's sites (:class:`Sites`), from one draw on ``batch``, scored (so that programs
     that can't score these rows fail here, with :func:`failed_on`'s line)."""
     try:
-        guide_trace, model_trace = traces(model, guide, *batch)
+        model_trace, guide_trace = traces(model, guide, *batch)
     except PROGRAM_ERRORS as error:
         raise failed_on(error, batch[0].shape[0]) from None
     return roles(model_trace, guide_trace, batch[0], plate)
@@ -203,7 +202,7 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
         rows = batch[0].shape[0]
         try:
             with DataScale(n, rows, plate):
-                guide_trace, model_trace = traces(model, guide, *batch)
+                model_trace, guide_trace = traces(model, guide, *batch)
         except PROGRAM_ERRORS as error:
             if found is None and rows < n and not isinstance(error, torch.OutOfMemoryError):
                 # e.g. a plate or parameters per training row: all rows in one batch may work
@@ -220,7 +219,7 @@ def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[tor
                 value = site["log_prob_sum"] * (rows / n)
                 into[site["name"]] = value + into[site["name"]] if site["name"] in into else value
     groups = _latent_groups(guide_trace, [k for k in log_p if k not in found.observed])
-    zero = data[0].new_zeros((), dtype=torch.float64)
+    zero = batch[0].new_zeros((), dtype=torch.float64)
     terms = [sum((log_p[k] for k in found.observed if k in log_p), zero)]
     terms += [sum((log_q.get(k, zero) - log_p.get(k, zero) for k in names), zero) for names in groups.values()]
     values = (torch.stack([t.double() for t in terms]).cpu() / n).tolist()  # one host sync
@@ -425,7 +424,7 @@ def _plate_layout(model, guide, batch, plate: str) -> tuple[int, int, list[str]]
     """(max plate nesting, dim of ``plate``, observed sites whose distribution validates its values), from
     one trace run under the caller's validation setting; every sample site must be in ``plate``, drawn by the guide."""
     dims, data_dims, checked = [], set(), []
-    guide_trace, model_trace = _sample_traces(model, guide, *batch)
+    model_trace, guide_trace = _sample_traces(model, guide, *batch)
     why = roles(model_trace, guide_trace, batch[0], plate).why_no_proposal()
     if why:
         raise UserError(f"log_likelihood does not apply to this program: {why}")
@@ -486,7 +485,7 @@ def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequen
     """
     total = None
     for batch, n in _batches(data, batch_size):
-        guide_trace, model_trace = traces(model, guide, *batch)
+        model_trace, guide_trace = traces(model, guide, *batch)
         if latent is None:
             inside = roles(model_trace, guide_trace, batch[0], plate).latent
             if len(inside) != 1:

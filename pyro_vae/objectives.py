@@ -16,7 +16,6 @@ around model and guide, so they hold for every model in ``models/`` and for a us
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch.distributions import Independent, kl_divergence
@@ -30,9 +29,8 @@ from pyro_vae import elbos
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import SiteScale
 from pyro_vae.settings import ELBOS
+from pyro_vae.sites import Program
 
-if TYPE_CHECKING:  # evaluate imports this module
-    from pyro_vae.evaluate import Program
 
 
 

@@ -18,13 +18,12 @@ import torch
 from torch import nn
 
 import pyro
-from pyro import poutine
-
 from pyro.poutine.util import prune_subsample_sites
 
 from pyro_vae import sites
 from pyro_vae.checkpoint import load_into, rng_state, set_rng_state
 from pyro_vae.errors import UserError
+from pyro_vae.handlers import lean_traces
 
 
 def owner(program: Callable) -> nn.Module | None:
@@ -42,13 +41,6 @@ def owners(model: Callable, guide: Callable) -> list[nn.Module]:
         if module is not None and all(module is not m for m in found):
             found.append(module)
     return found
-
-
-def traces(model: Callable, guide: Callable, *batch) -> tuple[poutine.Trace, poutine.Trace]:
-    """(model trace, guide trace) of z ~ guide and the model replayed at z, param sites included."""
-    guide_trace = poutine.trace(guide).get_trace(*batch)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch)
-    return model_trace, guide_trace
 
 
 @torch.no_grad()
@@ -70,7 +62,7 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
     rng = rng_state()  # the extra call leaves no trace: training draws what it would have drawn without it
     try:
         with default_device, pyro.validation_enabled():
-            model_trace, guide_trace = traces(model, guide, *batch)
+            model_trace, guide_trace = lean_traces(model, guide, *batch)
             for trace in (model_trace, guide_trace):  # Pyro's shape and support checks, before any step
                 prune_subsample_sites(trace).compute_log_prob()
     except UserError:

@@ -120,11 +120,13 @@ def elbo_curves(metrics: list[dict], path: str | os.PathLike | None = None) -> F
 
 def scatter_codes(ax: Axes, codes: np.ndarray, labels: np.ndarray | None, title: str,
                   xlabel: str = "z₁", ylabel: str = "z₂") -> None:
-    """2-D codes as points on ``ax``, coloured by integer ``labels`` (with a legend) when given."""
+    """2-D codes as points on ``ax``, coloured by integer ``labels`` (tab10, with a legend) when given."""
     colours = None if labels is None else np.asarray(labels)
-    points = ax.scatter(codes[:, 0], codes[:, 1], c=colours, cmap=None if labels is None else "tab10", s=4, alpha=0.7)
-    if labels is not None:
-        ax.legend(*points.legend_elements(), fontsize=6, markerscale=0.7, loc="best")
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=colours, cmap=None if labels is None else "tab10",
+                        vmin=None if labels is None else 0, vmax=None if labels is None else 9, s=4, alpha=0.7)
+    if labels is not None:  # 9 pt, legible on a slide; two tight columns hide few points
+        ax.legend(*points.legend_elements(), fontsize=9, markerscale=0.8, loc="best", ncol=2, handletextpad=0.1,
+                  columnspacing=0.6, labelspacing=0.25, borderpad=0.3, framealpha=0.7)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -7,12 +7,16 @@ observed or latent, in which plates, summed out by enumeration or sampled from t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import pyro
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from pyro_vae.errors import UserError
+
+# a Pyro model or guide: an nn.Module (forward is the program), a bound method or a plain function of the batch
+Program = Callable[..., Any]
 
 
 def sample_sites(*traces: poutine.Trace) -> list[dict]:

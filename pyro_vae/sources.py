@@ -15,7 +15,7 @@ background thread while the current step runs, into pinned memory on CUDA, so th
 
 from __future__ import annotations
 
-import mmap
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
@@ -139,7 +139,7 @@ def make(data, device: torch.device) -> Source:
     parts = (data,) if isinstance(data, (torch.Tensor, np.ndarray)) else tuple(data)
     if len(parts) == 1 and isinstance(parts[0], np.memmap) and parts[0].flags.c_contiguous and parts[0].ndim > 1:
         rows = FileRows(parts[0].filename, parts[0].offset, parts[0].dtype, parts[0].shape[1:],
-                        np.arange(parts[0].shape[0]))  # its pages released as it goes: RSS stays bounded
+                        np.arange(parts[0].shape[0]))  # read by preadv: a memory map's pages would stay resident
         return make_streamed(rows.reader(), len(rows), device)
     if parts and all(isinstance(p, np.ndarray) for p in parts):
         _check_lengths([p.shape[0] if p.ndim else 0 for p in parts])
@@ -165,29 +165,28 @@ def _check_lengths(lengths: list[int]) -> None:
         raise UserError(f"data tensors differ in length ({[(n,) for n in lengths]}): rows must line up")
 
 
-FAULT_AROUND = 64 << 10
-
-
 class FileRows:
     """Rows of a ``.npy`` file, read from the file when asked for, never all at once.
 
-    The file is memory-mapped and read by fancy indexing (as fast as an array in memory once the page
-    cache holds the file); every 64 MB read, the mapping's pages are released (``madvise(MADV_DONTNEED)``),
-    so the process's resident memory stays bounded while the file itself lives in the page cache. It
-    answers like a tensor of float rows where the library reads data: ``shape``, ``len``,
+    Each run of consecutive rows is one ``os.preadv`` straight into the output array (0.4 ms for 256
+    random 28x28 rows once the page cache holds the file, as fast as fancy indexing of a memory map). A
+    memory map would not do: every page it touches, and with large page-cache folios much more around
+    it, counts in the process's resident memory until unmapped (a 3.2 GB file drove a training run to
+    4 GB). It answers like a tensor of float rows where the library reads data: ``shape``, ``len``,
     ``rows[a:b]`` / ``rows[index]`` (float32 on ``device``, ``uint8`` scaled to [0, 1]), ``to(device)``;
     ``fit`` streams it (:class:`Streamed`).
     """
-
-    RELEASE_BYTES = 64 << 20
 
     def __init__(self, path: str, offset: int, dtype: np.dtype, row_shape: tuple, rows: np.ndarray,
                  device: torch.device | str = "cpu"):
         self.path, self.offset, self.dtype, self.row_shape = str(path), offset, np.dtype(dtype), tuple(row_shape)
         self.rows, self.device = rows, torch.device(device)
         self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
-        self._map = self._view = None
-        self._read_since_release = 0
+        self._fd = None
+
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
 
     @classmethod
     def open(cls, path) -> "FileRows":
@@ -213,24 +212,19 @@ class FileRows:
     def to(self, device) -> "FileRows":
         return FileRows(self.path, self.offset, self.dtype, self.row_shape, self.rows, device)
 
-    def _values(self) -> np.ndarray:
-        if self._view is None:
-            with open(self.path, "rb") as f:
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            total = (len(self._map) - self.offset) // self.row_bytes
-            self._view = np.frombuffer(self._map, dtype=self.dtype, count=total * self.row_bytes // self.dtype.itemsize,
-                                       offset=self.offset).reshape(total, -1)
-        return self._view
-
     def read(self, index: np.ndarray) -> np.ndarray:
         """The stored values of rows ``index`` (of these rows), shape (len(index), D), in the order asked."""
-        values = self._values()[self.rows[np.asarray(index, dtype=np.int64)]]
-        # a row read maps the pages around it too (the kernel's fault-around, 64 KB by default)
-        self._read_since_release += len(values) * (self.row_bytes + FAULT_AROUND)
-        if self._read_since_release > self.RELEASE_BYTES:
-            self._map.madvise(mmap.MADV_DONTNEED)  # the pages stay in the page cache, out of this process's RSS
-            self._read_since_release = 0
-        return values
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        wanted = self.rows[np.asarray(index, dtype=np.int64)]
+        out = np.empty((len(wanted), self.shape[1]), dtype=self.dtype)
+        starts = [0, *(np.flatnonzero(np.diff(wanted) != 1) + 1).tolist()]  # runs of consecutive rows: one read each
+        for start, end in zip(starts, [*starts[1:], len(wanted)]):
+            block = out[start:end]
+            want, got = block.nbytes, os.preadv(self._fd, [block], self.offset + int(wanted[start]) * self.row_bytes)
+            if got != want:
+                raise UserError(f"{self.path!r} ended early: the file is shorter than its header says")
+        return out
 
     def __getitem__(self, key) -> torch.Tensor:
         index = np.arange(len(self.rows))[key.cpu().numpy() if isinstance(key, torch.Tensor) else key]

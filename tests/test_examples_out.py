@@ -50,6 +50,31 @@ def test_an_example_run_writes_only_into_its_out_folder(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     subprocess.run([sys.executable, str(EXAMPLES / "pca.py"), "--out", str(out), "--quick"], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=120)
-    assert sorted(p.name for p in out.iterdir()) == ["numbers.json", "pca.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["numbers.json", "pca.png", "pca.svg"]
     assert json.loads((out / "numbers.json").read_text())["pca"]["direction"] == [0.8578, 0.514]
     assert tree_digest(ROOT / "docs") == before
+
+
+def test_a_lecture_figure_is_saved_as_png_and_svg_and_small_legends_are_refused(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], label="a line")
+    ax.legend()  # matplotlib's default, 10 pt
+    common.save(fig, tmp_path / "ok.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.png", "ok.svg"]
+    assert (tmp_path / "ok.svg").read_text().lstrip().startswith("<?xml")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], label="a line")
+    ax.legend(fontsize=7)
+    with pytest.raises(ValueError, match="under 9 pt"):
+        common.save(fig, tmp_path / "small.png")
+    assert not (tmp_path / "small.png").exists()

@@ -30,7 +30,7 @@ def item_curves(model: IRT, guide: IRTGuide, items: list[str], ability_means: np
     ax.set_ylabel("P(right | ability)")
     ax.set_title(f"item characteristic curves ({model.kind})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(ncol=2)
     rug.hist(ability_means, bins=40, color="grey")
     rug.set_xlabel("ability; below: histogram of the students' posterior means")
     rug.set_ylabel("students")
