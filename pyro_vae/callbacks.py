@@ -86,14 +86,14 @@ class Evaluation(Callback):
     ``eval_every`` picks (``trainer.evaluating``; rank 0).
 
     ``evaluator(model, guide, data, batch_size) -> dict``; its keys come back as ``train_KEY`` / ``test_KEY``.
-    With ``forked``, the evaluation draws from a copy of the random state: an evaluation timed by the clock
-    then leaves the training trajectory as it would have been without it.
+    The evaluation draws from a copy of the random state, which is put back afterwards: training then
+    draws exactly what it would have drawn without it, whatever the cadence (so a run resumed with more
+    epochs, whose ``auto`` cadence differs, still continues the same trajectory, and ``fit`` draws what
+    Pyro's own loop draws).
     """
 
-    def __init__(self, evaluator: Callable, train_rows: tuple, test_data: tuple | None, batch_size: int,
-                 forked: bool = False):
-        self.evaluator, self.train_rows, self.test_data = evaluator, train_rows, test_data
-        self.batch_size, self.forked = batch_size, forked
+    def __init__(self, evaluator: Callable, train_rows: tuple, test_data: tuple | None, batch_size: int):
+        self.evaluator, self.train_rows, self.test_data, self.batch_size = evaluator, train_rows, test_data, batch_size
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
         """Adds ``train_*`` and ``test_*`` measures to the epoch's metrics."""
@@ -101,15 +101,14 @@ class Evaluation(Callback):
             return
         for m in trainer.modules:
             m.eval()
-        state = rng_state() if self.forked else None
+        state = rng_state()
         try:
             for prefix, rows in (("train", self.train_rows), ("test", self.test_data)):
                 if rows:
                     parts = self.evaluator(trainer.model, trainer.guide, rows, self.batch_size)
                     metrics.update({f"{prefix}_{k}": v for k, v in parts.items()})
         finally:
-            if state is not None:
-                set_rng_state(state)
+            set_rng_state(state)
 
 
 class EveryStep(Callback):

@@ -51,7 +51,7 @@ class Dataset:
     @property
     def dim(self) -> int:
         """Values per example, D = prod(shape)."""
-        return self.train.shape[1]
+        return int(np.prod(self.train.shape[1:]))
 
     def to(self, device: str | torch.device) -> "Dataset":
         """Moves every tensor to ``device`` once; training then never copies data again."""
@@ -75,7 +75,7 @@ STREAM_BYTES = 1 << 30  # stream="auto": a .npy larger than this is read batch b
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float = 0.2,
-         seed: int = 0, arrays: list[str] | None = None, stream: str = "auto") -> Dataset:
+         seed: int = 0, arrays: list[str] | None = None, stream: str = "auto", keep_shape: bool = False) -> Dataset:
     """Loads a data set by name or path. Raises :class:`UserError` with a one-line reason.
 
     Images (the built-in sets, PNG folders, uint8 arrays) are scaled to [0, 1]; other arrays (counts,
@@ -84,6 +84,8 @@ def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float 
     split alike (``train_extra``, ``test_extra``), integer ones as int64. A ``.npy`` over ``STREAM_BYTES``
     (``stream="auto"``; ``"always"``, ``"never"``) stays in its file: ``train`` and ``test`` are then
     :class:`~pyro_vae.sources.FileRows`, read batch by batch, so data larger than memory trains.
+    Rows are flattened to (N, D), except, with ``keep_shape`` (a program's own data), arrays that are no
+    images: an (N, T, D) array of sequences then reaches ``model(x)`` as (N, T, D), and ``shape`` is (T, D).
     """
     data_dir = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
     if name == "mnist-5k":
@@ -104,7 +106,9 @@ def load(name: str, data_dir: str | os.PathLike | None = None, test_size: float 
         return _streamed(path, test_size, seed)
     if path.suffix in (".npy", ".npz") or path.is_dir() or os.sep in name:
         x, y, shape, scaling, extra = _user_data(path, arrays)
-        return replace(_split(path.name, x, y, shape, test_size, seed, extra), scaling=scaling)
+        keep = keep_shape and not scaling.endswith("/ 255") and x.ndim > 2
+        return replace(_split(path.name, x, y, x.shape[1:] if keep else shape, test_size, seed, extra, flatten=not keep),
+                       scaling=scaling + (f"; each example kept as {tuple(x.shape[1:])}" if keep else ""))
     raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(NAMES)}, "
                     "or give a path to a .npy/.npz file or a folder of PNG images")
 
@@ -133,9 +137,10 @@ def _mnist_5k(cache_dir: Path = DEFAULT_DATA_DIR):
     return x / 255.0, y, (1, 28, 28)
 
 
-def _split(name, x, y, shape, test_size, seed, extra: tuple = ()) -> Dataset:
+def _split(name, x, y, shape, test_size, seed, extra: tuple = (), flatten: bool = True) -> Dataset:
     """Shuffles the rows (seeded) and holds out ``test_size`` of them (a fraction, or a count ≥ 1; 0: none)."""
-    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    x = np.asarray(x, dtype=np.float32)
+    x = x.reshape(len(x), -1) if flatten else x
     n = len(x)
     n_test = int(test_size) if test_size >= 1 or test_size == 0 else max(1, int(round(n * test_size)))
     if n < 1 or n_test >= n or n < 2 and n_test:
@@ -237,7 +242,7 @@ def _user_data(path: Path, arrays: list[str] | None = None):
                 raise UserError(f"--arrays {','.join(arrays)}: {str(path)!r} has no array {missing[0]!r}; "
                                 f"it holds {', '.join(keys)}")
             x = loaded[arrays[0]] if arrays else loaded["x"] if "x" in keys else loaded[keys[0]]
-            labels = next((loaded[k] for k in ("y", "labels") if k in keys), None)
+            labels = next((loaded[k] for k in ("y", "labels") if k in keys and k not in (arrays or ())), None)
             extra = tuple(_extra_array(loaded[a], len(x), a, str(path)) for a in (arrays or [])[1:])
         else:
             x = loaded

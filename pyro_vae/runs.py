@@ -329,7 +329,8 @@ def load_data(config: dict) -> Dataset:
     from pyro_vae import data
 
     return data.load(config["dataset"], config.get("data_dir"), test_size=config.get("test_fraction", 0.2), seed=0,
-                     arrays=config.get("arrays"), stream=config.get("stream", "auto"))
+                     arrays=config.get("arrays"), stream=config.get("stream", "auto"),
+                     keep_shape=config.get("keep_shape", False))
 
 
 def program_spec(spec: str) -> str:
@@ -366,8 +367,10 @@ class ProgramRun(ImageRun):
         dataset = load_data(config)
         pyro.clear_param_store()  # the run's pyro.param values come from its checkpoint, none from earlier programs
         model, guide = cls.build(config, dataset)
-        # an autoguide's parameters appear on a first call; the checkpoint's values then replace them
-        cls.initialize(model, guide, config, dataset, torch.device("cpu"), 2)
+        # lazily made parameters appear on a first call, shaped by its rows (an autoguide's; a pyro.param made
+        # from x.shape[0]): the first call is made on as many rows as training's first batch had
+        cls.initialize(model, guide, config, dataset, torch.device("cpu"),
+                       config.get("batch_size", settings.Training.batch_size))
         return model, guide
 
     @staticmethod

@@ -287,7 +287,7 @@ class Trainer:
         if self.layout.per_row and not self.layout.subsampled:
             test_rows = None
         size = max(self.num_data, rows) if whole else self.settings.eval_batch_size
-        return cb.Evaluation(evaluator, train_rows, test_rows, size, forked=self.eval_every.unit == "seconds")
+        return cb.Evaluation(evaluator, train_rows, test_rows, size)
 
     # --- the loop -------------------------------------------------------------------------------
     def loop(self) -> list[dict]:

@@ -27,15 +27,7 @@ SLOW = {"ss_vae", "ss_vae:labelled", "hmm", "vae"}  # enumeration over 10 labels
 
 # (program, check) → why it fails on main today; each is a known gap, reported to the lead (strict: a fix makes
 # the test fail until its entry here goes)
-NPZ_Y = ("a .npz whose array y is not class labels (float targets, one-hot rows) is refused as 'labels must be one "
-         "whole number per example' even with --arrays x,y")
-FLAT = "the CLI flattens an (N, T, D) array to (N, T·D) rows, so model_1(sequences) cannot unpack T and D"
-PER_ROW = ("pyro_vae.load rebuilds a program whose guide makes per-row pyro.param from x.size(0) on 2 rows, so the "
-           "checkpoint's (N, ...) values do not fit")
-KNOWN = {**{(key, check): NPZ_Y for key in ("regression", "ss_vae:labelled")
-            for check in ("cli", "evaluate", "load", "resume")},
-         **{("hmm", check): FLAT for check in ("cli", "evaluate", "load", "resume")},
-         ("sparse_gamma", "evaluate"): PER_ROW, ("sparse_gamma", "load"): PER_ROW}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def params(check: str):
@@ -88,11 +80,7 @@ def test_resume_continues_the_same_trajectory(key):
     assert r.get("resume"), r.get("resume_error") or r.get("cli_error")
 
 
-EVAL_RNG = ("evaluation draws from the training RNG, so the automatic cadence (every ceil(epochs/100) epochs) "
-            "changes with --epochs and a resumed run leaves the straight run's trajectory")
 
-
-@pytest.mark.xfail(reason=EVAL_RNG, strict=True)
 def test_resume_is_exact_when_the_automatic_cadence_changes(tmp_path):
     """The coin for 120 epochs (evaluated every 2), against 60 (evaluated every epoch) resumed to 120."""
     case = suite.CASE["coin"]

@@ -63,12 +63,13 @@ def run(args) -> None:
     if arrays and not program:
         raise UserError("--arrays passes further arrays to your own program's model(x, ...): use it with --program")
     dataset = datasets.load(model_settings.dataset, data_dir, test_size=model_settings.test_fraction, seed=0,
-                            arrays=arrays, stream=model_settings.stream)
+                            arrays=arrays, stream=model_settings.stream, keep_shape=bool(program))
     pyro.clear_param_store()  # a new program: no pyro.param value may come from an earlier one in this process
     pyro.set_rng_seed(training.seed)  # the networks' initial weights
     if program:
         index = args.index or saved.get("index", False)
         config = {"model": "program", "program": runs.program_spec(program), "index": index, "arrays": arrays,
+                  "keep_shape": True,
                   "dataset": model_settings.dataset, "test_fraction": model_settings.test_fraction,
                   "shape": list(dataset.shape)}
         model, guide = runs.build(config, dataset)
