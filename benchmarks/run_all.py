@@ -37,6 +37,7 @@ BENCHMARKS = [  # (title, script, time limit in seconds)
     ("Peak memory", "peak_memory.py", 600),
     ("torch.compile", "compile_check.py", 400),
     ("Data larger than memory: a .npy trained from its file", "streamed_data.py", 1500),
+    ("Sample-quality measures (10,000 samples)", "quality_cost.py", 900),
 ]
 
 

@@ -20,7 +20,7 @@ API = Path(__file__).resolve().parent / "api.md"
 # the public modules, in reading order: the user's path first, then the companions, then the programs
 MODULES = ["pyro_vae", "pyro_vae.runs", "pyro_vae.data", "pyro_vae.train", "pyro_vae.settings",
            "pyro_vae.callbacks", "pyro_vae.run_folder", "pyro_vae.parameters", "pyro_vae.program", "pyro_vae.objectives",
-           "pyro_vae.evaluate", "pyro_vae.plots", "pyro_vae.errors",
+           "pyro_vae.evaluate", "pyro_vae.quality", "pyro_vae.plots", "pyro_vae.errors",
            "pyro_vae.topics.settings", "pyro_vae.topics.corpus", "pyro_vae.topics.fitting", "pyro_vae.topics.metrics", "pyro_vae.topics.baseline",
            "pyro_vae.topics.report", "pyro_vae.topics.figures", "pyro_vae.topics.run",
            "pyro_vae.irt.settings", "pyro_vae.irt.exams", "pyro_vae.irt.fitting", "pyro_vae.irt.reference", "pyro_vae.irt.report",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_vae import analysis, data, plots, settings
+from pyro_vae import analysis, data, plots, quality, settings
 from pyro_vae.analysis import Handled
 from pyro_vae.guides.denoising import DenoisingGuide
 from pyro_vae.objectives import Objective, scale_observations
@@ -153,9 +153,9 @@ def classifier():
 @functools.lru_cache(maxsize=None)
 def judge():
     """The judge of generated images: a small CNN trained on MNIST-5k's 4,000 training digits, with a
-    "no digit" class (see ``analysis.train_digit_judge``). Its accuracy on the 1,000 test digits is reported."""
+    "no digit" class (see ``quality.train_digit_judge``). Its accuracy on the 1,000 test digits is reported."""
     dataset = mnist()
-    return analysis.train_digit_judge(dataset.train, dataset.train_labels, dataset.shape, epochs=epochs(12))
+    return quality.train_digit_judge(dataset.train, dataset.train_labels, dataset.shape, epochs=epochs(12))
 
 
 LEGEND_POINTS = 9  # the smallest legend text that a slide shows legibly

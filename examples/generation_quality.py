@@ -4,7 +4,7 @@
     autoencoder:  z ~ N(m, S) fitted to its training codes e(x) (mean and covariance), x = d(z)
 
 The judge is a small CNN trained on MNIST-5k's 4,000 training digits with an extra "no digit" class
-(``analysis.train_digit_judge``); its accuracy on the 1,000 test digits is reported. For 1,000 draws of
+(``quality.train_digit_judge``); its accuracy on the 1,000 test digits is reported. For 1,000 draws of
 each generator (8-D codes, the networks of section 9, 30 epochs, seeds 0, 1, 2):
   - the digit rate: the fraction the judge assigns to one digit with probability ≥ 0.9;
   - the coverage: the effective number of classes among those, exp(entropy), 10 if all are alike.
@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from common import cli, default_out, image_panel, judge, mnist, report, save, trained
-from pyro_vae.analysis import blended_digits, digit_rate, gaussian_draws, prior_draws
+from pyro_vae.analysis import blended_digits, gaussian_draws, prior_draws
+from pyro_vae.quality import digit_rate
 from pyro_vae.evaluate import encode
 
 LATENT_DIM, N, SEEDS = 8, 1000, (0, 1, 2)

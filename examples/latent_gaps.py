@@ -28,9 +28,10 @@ import torch
 
 from common import cli, compact_png, default_out, draw_codes, epochs, image_panel, judge, mnist, report, save
 from pyro_vae import analysis
-from pyro_vae.analysis import (blended_digits, digit_rate, empty_fraction, gaussian_draws, latent_grid,
-                               posterior_scale, prior_draws)
+from pyro_vae.analysis import (blended_digits, empty_fraction, gaussian_draws, latent_grid, posterior_scale,
+                               prior_draws)
 from pyro_vae.evaluate import encode
+from pyro_vae.quality import digit_rate
 from pyro_vae.train import fit
 
 HIDDEN, EPOCHS, LR, SEEDS, N = (512, 256), 50, 3e-3, (0, 1, 2), 1000

@@ -9,8 +9,8 @@
 - :func:`gradient_draws`, :func:`gradient_variance`: pathwise vs score-function gradients;
 - :func:`lerp`, :func:`slerp`, :func:`attribute_vector`: moving in the latent space;
 - :func:`linear_gaussian_terms`: log p(x) = ELBO + KL(q ‖ p(z|x)) in closed form;
-- :func:`train_digit_judge`, :func:`digit_rate`, :func:`fit_gaussian`, :func:`gaussian_draws`,
-  :func:`prior_draws`, :func:`blended_digits`: how digit-like generated images are;
+- :func:`fit_gaussian`, :func:`gaussian_draws`, :func:`prior_draws`, :func:`blended_digits`: generated
+  images and their controls (``pyro_vae.quality`` judges them);
 - :func:`pca_errors`: PCA's reconstruction error, next to the autoencoder's.
 """
 
@@ -287,104 +287,7 @@ def linear_gaussian_terms(weight: torch.Tensor, bias: torch.Tensor, c: float, x:
 
 
 
-# ---- generation quality: a stronger judge, Gaussian-fitted draws, controls -----------------------
-
-class DigitJudge(nn.Module):
-    """A small convolutional digit classifier, the judge of decoded images (trained apart from every
-    autoencoder). Rows of pixels in [0, 1] → p(class | x) over the digits and one extra "no digit" class,
-    trained on noise, so that a confident answer means a digit. ``predict_proba`` returns the digits'
-    probabilities only (the "no digit" mass lowers them) and, like ``predict``, takes and returns NumPy
-    arrays as sklearn's classifiers do, so :func:`confident_fraction` accepts it."""
-
-    def __init__(self, shape: Sequence[int] = (1, 28, 28), classes: int = 10):
-        super().__init__()
-        c, h, w = shape
-        self.shape = (c, h, w)
-        self.net = nn.Sequential(
-            nn.Unflatten(1, (c, h, w)),
-            nn.Conv2d(c, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.25), nn.Linear(32 * (h // 4) * (w // 4), 128), nn.ReLU(),
-            nn.Linear(128, classes + 1))  # the last class: "no digit"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of p(class | x)."""
-        return self.net(x)
-
-    @torch.no_grad()
-    def probabilities(self, images: torch.Tensor, batch_size: int = settings.Training.eval_batch_size) -> torch.Tensor:
-        """softmax(logits) for every row, in eval mode, images clamped to [0, 1] first."""
-        self.eval()
-        images = images.detach().clamp(0, 1).to(next(self.parameters()))
-        return torch.cat([self(part).softmax(-1) for part in images.split(batch_size)])
-
-    def predict_proba(self, images) -> np.ndarray:
-        """p(digit k | x) for the digits k (without the "no digit" class), as a NumPy array."""
-        return self.probabilities(torch.as_tensor(images))[:, :-1].cpu().numpy()
-
-    def predict(self, images) -> np.ndarray:
-        return self.predict_proba(images).argmax(1)
-
-    def score(self, images, labels) -> float:
-        """Accuracy on (images, labels)."""
-        return float((self.predict(images) == np.asarray(labels)).mean())
-
-
-def train_digit_judge(x: torch.Tensor, labels: torch.Tensor, shape: Sequence[int] = (1, 28, 28), *,
-                      epochs: int = 12, batch_size: int = 64, lr: float = 1e-3, max_shift: int = 2,
-                      seed: int = 0) -> DigitJudge:
-    """Fits :class:`DigitJudge` by Adam on the cross-entropy of (x, labels), on x's device, with random
-    shifts of up to ``max_shift`` pixels (decoded digits are not all centred like MNIST's). Each batch also holds a
-    quarter as many "no digit" images: uniform noise and pixel-shuffled digits (a digit's ink, no shape)."""
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    torch.manual_seed(seed)
-    classes = int(labels.max()) + 1
-    judge = DigitJudge(shape, classes).to(x.device)
-    optimizer = torch.optim.Adam(judge.parameters(), lr=lr)
-    c, h, w = judge.shape
-    for _ in range(epochs):
-        judge.train()
-        order = torch.randperm(len(x), generator=generator, device="cpu").to(x.device)
-        for rows in order.split(batch_size):
-            shift = torch.randint(-max_shift, max_shift + 1, (2,), generator=generator, device="cpu")
-            dy, dx = int(shift[0]), int(shift[1])
-            images = x[rows].reshape(-1, c, h, w).roll((dy, dx), dims=(2, 3)).reshape(len(rows), -1)
-            junk = _no_digits(x[rows[: max(2, len(rows) // 4)]], generator)
-            target = torch.cat([labels[rows], labels.new_full((len(junk),), classes)])
-            loss = nn.functional.cross_entropy(judge(torch.cat([images, junk])), target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return judge.eval()
-
-
-def _no_digits(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Images that are no digit: half uniform noise, half the rows of x with their pixels shuffled."""
-    half = len(x) // 2
-    noise = torch.rand(half, x.shape[1], generator=generator, device="cpu").to(x)
-    shuffled = x[half:, torch.randperm(x.shape[1], generator=generator, device="cpu").to(x.device)]
-    return torch.cat([noise, shuffled])
-
-
-def digit_rate(judge, images: torch.Tensor, threshold: float = 0.9, classes: int = 10) -> dict:
-    """How digit-like a set of images is, as the judge sees it.
-
-    - ``digit_rate``: the fraction of images the judge assigns to one class with probability ≥ threshold;
-    - ``coverage``: the effective number of classes among those images, exp(H(p̂)) with p̂ the histogram of
-      their predicted classes (``classes`` if every class is equally frequent, 1 if all are one digit);
-    - ``class_histogram``: p̂ itself.
-    """
-    probabilities = torch.as_tensor(judge.predict_proba(images.detach().cpu().clamp(0, 1).numpy()), device="cpu")
-    confident, predicted = probabilities.max(1)
-    sure = predicted[confident >= threshold]
-    histogram = torch.bincount(sure, minlength=classes).double()
-    if len(sure) == 0:
-        return {"digit_rate": 0.0, "coverage": 0.0, "class_histogram": histogram.tolist()}
-    p = histogram / histogram.sum()
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return {"digit_rate": float(len(sure) / len(images)), "coverage": float(entropy.exp()),
-            "class_histogram": p.tolist()}
-
+# ---- generation: Gaussian-fitted draws, prior draws, controls (the judge: pyro_vae.quality) -------
 
 def fit_gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, covariance) of the codes: the maximum-likelihood Gaussian N(m, S) that an autoencoder's

@@ -124,6 +124,13 @@ class Run:
         """Draws from the model's prior, decoded."""
         raise self.not_applicable("sample", "its model has no decoder to draw examples from")
 
+    def sample_quality(self, num_samples: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+        """Fréchet distance, precision/recall and judged-class rates of ``num_samples`` decoded prior draws
+        against the test set, in a judge's feature space (``pyro_vae.quality.of_run``)."""
+        from pyro_vae import quality
+
+        return quality.of_run(self, num_samples, seed, device)
+
     def figures(self, folder: str | Path | None = None) -> list[Path]:
         """Redraws the run's figures into ``folder`` (default: the run's figures/); returns their paths."""
         raise self.not_applicable("plot")
@@ -234,10 +241,12 @@ class ImageRun(Run):
     sample = generate
 
     def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
-                 device: str | torch.device = "cpu") -> dict:
+                 device: str | torch.device = "cpu", samples: int | None = None) -> dict:
         """Test-set ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) per example and its parts, the reconstruction
         error, the KL per latent dimension and, with ``num_samples`` K, the importance-sampled
-        log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x) and bits/dim."""
+        log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x) and bits/dim; with ``samples`` N, the
+        ``sample_quality`` of N prior draws."""
+        quality = {"sample_quality": self.sample_quality(samples, seed, device)} if samples else {}
         from pyro_vae.data import binarized_test
         from pyro_vae.evaluate import elbo_parts, kl_per_dimension, log_likelihood, reconstruction_mse
 
@@ -257,7 +266,7 @@ class ImageRun(Run):
             report.update(is_samples=num_samples, test_log_likelihood=estimate["log_likelihood"],
                           test_log_likelihood_stderr=estimate["log_likelihood_stderr"],
                           test_bits_per_dim=estimate["bits_per_dim"])
-        return report
+        return {**report, **quality}
 
     def figures(self, folder: str | Path | None = None) -> list[Path]:
         """Reconstructions, prior samples, ELBO curves, latent codes and (2-D latent) the decoded manifold."""
@@ -285,11 +294,14 @@ class AutoencoderRun(ImageRun):
     sample = generate
 
     def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
-                 device: str | torch.device = "cpu") -> dict:
+                 device: str | torch.device = "cpu", samples: int | None = None) -> dict:
         """Test-set reconstruction term E log p(x | z = e(x)) per example (the ELBO, as the prior is masked
-        out) and the reconstruction error ‖x − d(e(x))‖²; no importance sampling (q is a point mass)."""
+        out) and the reconstruction error ‖x − d(e(x))‖²; no importance sampling (q is a point mass), no
+        prior draws to measure (``samples``)."""
         from pyro_vae.evaluate import elbo_parts, reconstruction_mse
 
+        if samples:
+            self.sample_quality(samples)  # says, in one line, why an autoencoder has no draws to measure
         if num_samples:
             raise self.not_applicable("--is-samples", "its guide is a point mass, not a proposal for log p(x)")
         test = self.dataset(device).test
@@ -440,7 +452,7 @@ class ProgramRun(ImageRun):
     sample = generate
 
     def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
-                 device: str | torch.device = "cpu") -> dict:
+                 device: str | torch.device = "cpu", samples: int | None = None) -> dict:
         """Test-set measures of what applies to the program (on the training rows for a program with parameters per
         training row, ``--index`` or on which the test rows fail: the keys say ``train_``), found by site role:
 
@@ -449,8 +461,10 @@ class ProgramRun(ImageRun):
         - ``reconstruction_mse`` and ``kl_per_dim`` for a program with one per-example latent and one observed
           site holding the rows;
         - with ``num_samples`` K, log p(x) ≈ log (1/K) Σ_k p(x, z_k)/q(z_k|x) and bits/dim, for a program whose
-          latents are all per example and drawn by the guide (else a one-line UserError says why not).
+          latents are all per example and drawn by the guide (else a one-line UserError says why not);
+        - with ``samples`` N, the ``sample_quality`` of N prior draws, for a program that can generate.
         """
+        quality = {"sample_quality": self.sample_quality(samples, seed, device)} if samples else {}
         from pyro_vae import evaluate as measures
 
         dataset = self.dataset(device)
@@ -476,7 +490,7 @@ class ProgramRun(ImageRun):
             report.update({"is_samples": num_samples, f"{split}_log_likelihood": estimate["log_likelihood"],
                            f"{split}_log_likelihood_stderr": estimate["log_likelihood_stderr"],
                            f"{split}_bits_per_dim": estimate["bits_per_dim"]})
-        return report
+        return {**report, **quality}
 
     def _evaluable(self, model, guide, dataset, batch_size: int) -> tuple[str, tuple, "Sites"]:
         """(split, rows, sites) to evaluate: the test rows, or the training rows for programs that have parameters

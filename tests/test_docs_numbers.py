@@ -293,7 +293,7 @@ TOPICS += [("where ours gives {} for the same fit", ["topics_lee.prodlda.measure
 
 PAGES = {"lecture.md": LECTURE + LECTURE_PCA_TABLE, "irt.md": IRT, "notation.md": NOTATION, "topics.md": TOPICS}
 PAGES.update({page: [] for page in ("api.md", "architecture.md", "bad-input.md", "benchmarks.md", "distributed.md",
-                                    "objectives.md", "programs.md", "topics.md") if page not in PAGES})
+                                    "generation.md", "objectives.md", "programs.md", "topics.md") if page not in PAGES})
 
 # spans of a page whose numbers are not checked here, each with the reason: (from, to, why), the span running
 # from the first text to the end of the second (both written as the page writes them, line breaks as spaces;
@@ -306,6 +306,10 @@ UNCHECKED: dict[str, list[tuple[str, str, str]]] = {
                                            "in one run on the machine it describes; rerun it rather than edit")],
     "bad-input.md": [("| Bad input | Example | Message", "", "inputs and the exact messages they get; each row is a "
                                                             "test in tests/test_bad_input.py")],
+    "generation.md": [("# Generation, measured", "",
+                       "the tables are what examples/generation_table.py wrote to docs/figures/generation_*.json, and "
+                       "tests/test_quality.py checks each table and each sentence of its reading against those files; "
+                       "the other numbers are the tolerances and sizes of tests/test_quality.py")],
     "programs.md": [("## Pyro's examples as the acceptance suite", "",
                      "written by benchmarks/pyro_examples.py to docs/figures/pyro_examples.json, with the tolerances "
                      "stated in the programs' files; tests/test_pyro_examples.py checks the table against that file")],

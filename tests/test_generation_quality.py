@@ -1,6 +1,6 @@
 """The instruments of the lecture's generation evidence (examples/generation_quality.py, latent_gaps.py,
 pca_vs_autoencoder.py), checked on small data where the answer is known. The full computation is
-``make figures``; these tests take seconds."""
+``make figures``; these tests take seconds. The judge and its measures: tests/test_quality.py."""
 
 from __future__ import annotations
 
@@ -9,16 +9,6 @@ import pytest
 import torch
 
 from pyro_vae import analysis
-
-
-class FixedJudge:
-    """A judge whose probabilities are given: the digit-rate arithmetic, without a classifier."""
-
-    def __init__(self, probabilities):
-        self.probabilities = np.asarray(probabilities, dtype=float)
-
-    def predict_proba(self, images):
-        return self.probabilities[: len(images)]
 
 
 def test_gaussian_draws_recover_the_mean_and_covariance_of_the_codes():
@@ -33,19 +23,6 @@ def test_gaussian_draws_recover_the_mean_and_covariance_of_the_codes():
     assert torch.allclose(torch.cov(draws.T), factor @ factor.T, atol=0.05)
     assert torch.equal(draws, analysis.gaussian_draws(codes, 20_000, seed=1))  # seeded
     assert not torch.equal(draws, analysis.gaussian_draws(codes, 20_000, seed=2))
-
-
-def test_digit_rate_counts_confident_images_and_the_effective_number_of_classes():
-    sure = np.eye(10)[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]  # 2 of each class, p = 1
-    unsure = np.full((5, 10), 0.1)
-    judged = analysis.digit_rate(FixedJudge(np.r_[sure, unsure]), torch.zeros(25, 4))
-    assert judged["digit_rate"] == pytest.approx(20 / 25)
-    assert judged["coverage"] == pytest.approx(10.0)  # every class equally often
-    one_class = analysis.digit_rate(FixedJudge(np.eye(10)[[3] * 8]), torch.zeros(8, 4))
-    assert one_class["digit_rate"] == 1.0 and one_class["coverage"] == pytest.approx(1.0)
-    two = analysis.digit_rate(FixedJudge(np.eye(10)[[3, 3, 7, 7]]), torch.zeros(4, 4))
-    assert two["coverage"] == pytest.approx(2.0)
-    assert analysis.digit_rate(FixedJudge(unsure), torch.zeros(5, 4))["digit_rate"] == 0.0
 
 
 def test_blends_mix_two_digits_of_different_classes():
@@ -76,21 +53,6 @@ def test_pca_errors_match_sklearn_and_the_trailing_eigenvalues():
     assert errors[2] > errors[5] > errors[12]
 
 
-def test_the_cnn_judge_is_sure_of_digits_and_not_of_noise_or_shuffled_pixels(digits):
-    """On sklearn's 8×8 digits: a few epochs give a judge that reads digits and refuses noise."""
-    judge = analysis.train_digit_judge(digits.train, digits.train_labels, (1, 8, 8), epochs=20, max_shift=0)
-    test, labels = digits.test, digits.test_labels
-    assert judge.score(test.numpy(), labels.numpy()) > 0.85
-    real = analysis.digit_rate(judge, test)
-    noise = analysis.digit_rate(judge, torch.rand(300, 64, generator=torch.Generator().manual_seed(0)))
-    shuffled = test[:, torch.randperm(64, generator=torch.Generator().manual_seed(1))]
-    blends = analysis.blended_digits(test, labels, 300, seed=0)
-    assert real["digit_rate"] > 0.6 and real["coverage"] > 9
-    assert noise["digit_rate"] < 0.05 and analysis.digit_rate(judge, shuffled)["digit_rate"] < 0.1
-    assert analysis.digit_rate(judge, blends)["digit_rate"] < real["digit_rate"] - 0.2
-    assert judge.predict_proba(test[:3].numpy()).shape == (3, 10)  # the "no digit" class is not a digit
-
-
 def test_prior_draws_are_seeded_and_on_the_models_device():
     model, _ = analysis.seeded(analysis.vae, (16,), 3, 0.1, (8,))
     first, again = analysis.prior_draws(model, 5, seed=0), analysis.prior_draws(model, 5, seed=0)
@@ -105,4 +67,3 @@ def test_the_instruments_follow_the_datas_device_under_a_meta_default():
         assert analysis.gaussian_draws(codes, 4).device.type == "cpu"
         assert analysis.blended_digits(codes, labels, 4).device.type == "cpu"
         assert analysis.prior_draws(model, 4).device.type == "cpu"
-        assert analysis._no_digits(codes, torch.Generator().manual_seed(0)).device.type == "cpu"

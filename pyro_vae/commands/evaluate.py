@@ -29,6 +29,11 @@ def add_parser(sub) -> None:
     p.add_argument("--is-samples", type=positive_int, metavar="K",
                    help="also estimate log p(x) by importance sampling with K draws from the guide per example "
                         "(K = 5000 is the usual protocol; memory does not grow with K; topic runs: draws of θ_d)")
+    p.add_argument("--samples", type=positive_int, metavar="N",
+                   help="also measure N decoded prior draws against the test set in the feature space of a CNN "
+                        "judge trained on the data set (cached in the data folder): Fréchet distance, precision "
+                        "and recall (k = 3 neighbours), judged-class rate and coverage (mnist-5k, fashion-mnist; "
+                        "default: not measured)")
     add_device(p)
     p.set_defaults(run=run)
 
@@ -40,6 +45,8 @@ def run(args) -> None:
     from pyro_vae import runs
     from pyro_vae.train import resolve_device
 
-    report = runs.load(args.run_dir).evaluate(batch_size=args.batch_size, seed=args.seed,
-                                              num_samples=args.is_samples, device=resolve_device(args.device))
+    run, device = runs.load(args.run_dir), resolve_device(args.device)
+    quality = {"sample_quality": run.sample_quality(args.samples, args.seed, device)} if args.samples else {}
+    report = {**run.evaluate(batch_size=args.batch_size, seed=args.seed, num_samples=args.is_samples,
+                             device=device), **quality}
     print(json.dumps({"run": str(args.run_dir), **report}, indent=2))
