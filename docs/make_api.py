@@ -18,7 +18,8 @@ from pathlib import Path
 
 API = Path(__file__).resolve().parent / "api.md"
 # the public modules, in reading order: the user's path first, then the companions, then the programs
-MODULES = ["pyro_vae", "pyro_vae.runs", "pyro_vae.data", "pyro_vae.train", "pyro_vae.settings",
+MODULES = ["pyro_vae", "pyro_vae.runs", "pyro_vae.builders", "pyro_vae.data", "pyro_vae.sources", "pyro_vae.train",
+           "pyro_vae.settings", "pyro_vae.sites", "pyro_vae.optimizers",
            "pyro_vae.callbacks", "pyro_vae.run_folder", "pyro_vae.parameters", "pyro_vae.program", "pyro_vae.objectives",
            "pyro_vae.evaluate", "pyro_vae.quality", "pyro_vae.plots", "pyro_vae.errors",
            "pyro_vae.topics.settings", "pyro_vae.topics.corpus", "pyro_vae.topics.fitting", "pyro_vae.topics.metrics", "pyro_vae.topics.baseline",

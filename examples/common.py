@@ -28,7 +28,7 @@ from pyro_vae.objectives import Objective, scale_observations
 torch.set_num_threads(1)
 
 RUNS = Path("runs") / "examples"  # the default output folder of every example, relative to where it runs
-C = settings.VAE.c  # the observation variance c of p(x|z) = N(f(z), cI): `pyro-vae train`'s default
+C = settings.VAESettings.c  # the observation variance c of p(x|z) = N(f(z), cI): `pyro-vae train`'s default
 HIDDEN = (256,)    # one hidden layer in e (or g, h) and in d (or f)
 DROP = 0.5         # the denoising autoencoder's masking noise: each pixel erased with this probability
 

@@ -32,12 +32,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import epochs, image_panel, save  # noqa: E402
-from pyro_vae import analysis, data, quality, runs  # noqa: E402
+from pyro_vae import analysis, builders, data, quality, runs  # noqa: E402
 from pyro_vae.evaluate import encode  # noqa: E402
 from pyro_vae.train import fit  # noqa: E402
 
 N, SEED, COMPONENTS = 1000, 0, 10
-# name → (what it is, its config for runs.build and runs.objective, epochs, learning rate)
+# name → (what it is, its config for runs.build and builders.objective, epochs, learning rate)
 SETTINGS = {
     "lecture_c0.1": ("VAE, Gaussian c = 0.1, MLP 256, 8-D (§9's setting)",
                      {"model": "vae", "likelihood": "gaussian", "c": 0.1, "hidden": [256], "latent_dim": 8}, 30, 1e-3),
@@ -75,7 +75,7 @@ def trained(name: str, images: data.Dataset, n_epochs: int | None = None):
     model, guide = analysis.seeded(runs.build, {"shape": list(images.shape), **config}, seed=SEED)
     started = time.perf_counter()
     fit(model, guide, images.train, epochs=epochs(n_epochs or own_epochs), lr=lr, batch_size=128, seed=SEED, device="cpu",
-        objective=runs.objective(config), evaluator=None, quiet=True)
+        objective=builders.objective(config), evaluator=None, quiet=True)
     return model.eval(), guide.eval(), time.perf_counter() - started
 
 

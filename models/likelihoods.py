@@ -101,6 +101,6 @@ def make(name: str, c: float | None = None) -> nn.Module:
         raise UserError(f"unknown likelihood {name!r}: choose one of {', '.join(LIKELIHOODS)}")
     if name.startswith("gaussian"):
         if c is None:
-            raise UserError(f"the {name} likelihood needs its variance c (the default is pyro_vae.settings.VAE.c)")
+            raise UserError(f"the {name} likelihood needs its variance c (the default is pyro_vae.settings.VAESettings.c)")
         return LIKELIHOODS[name](c)
     return LIKELIHOODS[name]()

@@ -7,7 +7,8 @@ The public API (each name is imported on first use, so ``import pyro_vae`` stays
     pyro_vae.load_data(name)               train/test tensors in [0, 1] with labels and image shape
     pyro_vae.fit(model, guide, data, ...)  SVI for any Pyro model/guide pair (any idiom), with run folders,
                                            exact resume, callbacks and torchrun
-    pyro_vae.Training, VAE, Objective      the settings dataclasses: every default, defined once
+    pyro_vae.TrainingSettings,             the settings dataclasses: every default, defined once
+    VAESettings, ObjectiveSettings
     pyro_vae.Callback                      a hook into the training loop (per step, report, epoch)
     pyro_vae.elbo_parts, log_likelihood,   measures from Pyro traces
     encode, reconstruct
@@ -30,8 +31,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "load": ("pyro_vae.runs", "load"), "build": ("pyro_vae.runs", "build"), "Run": ("pyro_vae.runs", "Run"),
     "register": ("pyro_vae.runs", "register"), "fit": ("pyro_vae.train", "fit"),
-    "Training": ("pyro_vae.settings", "Training"), "VAE": ("pyro_vae.settings", "VAE"),
-    "Objective": ("pyro_vae.settings", "Objective"), "Callback": ("pyro_vae.callbacks", "Callback"),
+    "TrainingSettings": ("pyro_vae.settings", "TrainingSettings"), "VAESettings": ("pyro_vae.settings", "VAESettings"),
+    "ObjectiveSettings": ("pyro_vae.settings", "ObjectiveSettings"), "Callback": ("pyro_vae.callbacks", "Callback"),
     "load_data": ("pyro_vae.data", "load"), "Dataset": ("pyro_vae.data", "Dataset"),
     "elbo_parts": ("pyro_vae.evaluate", "elbo_parts"), "log_likelihood": ("pyro_vae.evaluate", "log_likelihood"),
     "encode": ("pyro_vae.evaluate", "encode"), "reconstruct": ("pyro_vae.evaluate", "reconstruct"),
@@ -47,7 +48,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from pyro_vae.data import load as load_data  # noqa: F401
     from pyro_vae.evaluate import elbo_parts, encode, log_likelihood, reconstruct  # noqa: F401
     from pyro_vae.runs import Run, build, load, register  # noqa: F401
-    from pyro_vae.settings import VAE, Objective, Training  # noqa: F401
+    from pyro_vae.settings import ObjectiveSettings, TrainingSettings, VAESettings  # noqa: F401
     from pyro_vae.train import fit  # noqa: F401
 
 

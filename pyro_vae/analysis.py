@@ -76,7 +76,7 @@ def basis_report(basis: np.ndarray, reference: np.ndarray) -> dict:
 
 # ---- the lecture's models, built and trained through the package's machinery ----------------
 
-def autoencoder(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Sequence[int] = (256,),
+def autoencoder(shape, latent_dim: int, c: float = settings.VAESettings.c, hidden: Sequence[int] = (256,),
                 linear: bool = False) -> tuple[nn.Module, nn.Module]:
     """(model, guide) of the autoencoder: z = e(x) (Delta guide), p(x|z) = N(d(z), cI), no prior."""
     dim = math.prod(shape)
@@ -87,7 +87,7 @@ def autoencoder(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Seque
     return Autoencoder(decoder, latent_dim, likelihoods.Gaussian(c)), DeltaGuide(encoder)
 
 
-def vae(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Sequence[int] = (256,)) -> tuple[nn.Module, nn.Module]:
+def vae(shape, latent_dim: int, c: float = settings.VAESettings.c, hidden: Sequence[int] = (256,)) -> tuple[nn.Module, nn.Module]:
     """(model, guide) of the lecture's VAE, from the same builder as ``pyro-vae train``."""
     return runs.build({"model": "vae", "shape": list(shape), "latent_dim": latent_dim, "c": c,
                        "likelihood": "gaussian", "hidden": list(hidden), "network": "mlp"})
@@ -95,7 +95,7 @@ def vae(shape, latent_dim: int, c: float = settings.VAE.c, hidden: Sequence[int]
 
 def train(model: nn.Module, guide: nn.Module, x: torch.Tensor, **options) -> tuple[nn.Module, nn.Module]:
     """Fits by SVI with :func:`pyro_vae.train.fit` on the CPU, quietly; returns the pair in eval mode.
-    ``options`` are fit's (``epochs``, ``lr``, ...), their defaults ``settings.Training``'s."""
+    ``options`` are fit's (``epochs``, ``lr``, ...), their defaults ``settings.TrainingSettings``'s."""
     fit(model, guide, x, device="cpu", evaluator=None, quiet=True, **options)
     return model.eval(), guide.eval()
 

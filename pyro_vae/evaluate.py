@@ -31,7 +31,7 @@ from pyro_vae import sites as shared
 from pyro_vae.errors import UserError
 from pyro_vae.handlers import DataScale, lean_traces
 from pyro_vae.objectives import kl_per_dim
-from pyro_vae.settings import Training
+from pyro_vae.settings import TrainingSettings
 from pyro_vae.sites import Program, in_plate, sample_sites
 
 
@@ -177,7 +177,7 @@ def program_sites(model: Program, guide: Program, *batch: torch.Tensor, plate: s
 
 
 @torch.no_grad()
-def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = Training.eval_batch_size,
+def elbo_parts(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = TrainingSettings.eval_batch_size,
                plate: str = "data") -> dict:
     """Per-example ELBO = E_q[log p(x, z) − log q(z)] and its parts, one draw of z, for any program:
 
@@ -319,7 +319,7 @@ def generate(model: Program, x_like: torch.Tensor, observed: str | None = None) 
 
 
 @torch.no_grad()
-def reconstruction_mse(model: Program, guide: Program, data: torch.Tensor, batch_size: int = Training.eval_batch_size,
+def reconstruction_mse(model: Program, guide: Program, data: torch.Tensor, batch_size: int = TrainingSettings.eval_batch_size,
                        latent: str | None = None, observed: str | None = None) -> float:
     """Mean squared error per example, ‖x − E[x | μ(x)]‖², summed over dimensions."""
     total = None
@@ -475,7 +475,7 @@ def _per_example(trace, nesting: int, data_dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = Training.eval_batch_size,
+def kl_per_dimension(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = TrainingSettings.eval_batch_size,
                      latent: str | None = None, plate: str = "data") -> list[float]:
     """KL_j = mean over x of KL(q(z_j|x) ‖ p(z_j)) for each dimension j of site ``latent`` (by default the
     program's one latent site inside the ``plate`` plate, whatever its name), in nats.

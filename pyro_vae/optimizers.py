@@ -43,7 +43,7 @@ def named(name: str, lr: float, clip_norm: float | None = None) -> Callable:
     raise UserError(f"unknown --optimizer {name!r}: choose one of {', '.join(NAMES)}")
 
 
-def make(optimizer, params: list[torch.Tensor]):
+def make(optimizer: pyro.optim.PyroOptim | Callable, params: list[torch.Tensor]) -> torch.optim.Optimizer | "PyroOptimizer":
     """The optimizer over ``params`` from what ``fit`` was given: a ``pyro.optim`` optimizer or scheduler, or a
     function ``params -> torch.optim.Optimizer``."""
     if isinstance(optimizer, pyro.optim.PyroOptim):
@@ -57,13 +57,13 @@ def make(optimizer, params: list[torch.Tensor]):
     return optimizer(params)
 
 
-def set_lr(optimizer, lr: float) -> None:
+def set_lr(optimizer: torch.optim.Optimizer | PyroOptimizer, lr: float) -> None:
     """Every parameter group's step size to ``lr`` (``eta`` for AdagradRMSProp, ``lr`` for the others)."""
     for group in optimizer.param_groups:
         group["eta" if "eta" in group and "lr" not in group else "lr"] = lr
 
 
-def learning_rate(optimizer) -> float | None:
+def learning_rate(optimizer: torch.optim.Optimizer | PyroOptimizer) -> float | None:
     """The first parameter group's step size, for the metrics (None if the optimizer names it otherwise)."""
     group = optimizer.param_groups[0] if optimizer.param_groups else {}
     return group.get("lr", group.get("eta"))
@@ -92,17 +92,21 @@ class PyroOptimizer:
 
     @property
     def param_groups(self) -> list[dict]:
+        """Every parameter's optimizer's groups, in the parameters' order (``lr``/``eta`` read and set here)."""
         return [group for p in self.params for group in self._torch(p).param_groups]
 
     @property
     def is_scheduler(self) -> bool:
+        """Whether the per-parameter objects are learning-rate schedulers around optimizers."""
         return any(is_scheduler(self._of(p)) for p in self.params)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drops every parameter's gradient (as ``pyro.infer.SVI`` does after its step)."""
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
+        """One step of every parameter's optimizer, after Pyro's per-parameter clipping."""
         self.optim(self.params)
 
     def step_schedules(self, loss: float | None = None) -> None:
@@ -115,9 +119,11 @@ class PyroOptimizer:
                 made.step()
 
     def state_dict(self) -> dict:
+        """Each parameter's optimizer (and scheduler) state, in the parameters' order."""
         return {"pyro_optim": type(self.optim).__name__, "per_parameter": [_get_state_dict(self._of(p)) for p in self.params]}
 
     def load_state_dict(self, state: dict) -> None:
+        """Loads :meth:`state_dict`'s states; another optimizer or number of parameters is a ValueError."""
         if state.get("pyro_optim") != type(self.optim).__name__ or len(state["per_parameter"]) != len(self.params):
             raise ValueError(f"the checkpoint holds the state of {state.get('pyro_optim') or 'a torch optimizer'} "
                              f"over {len(state.get('per_parameter', []))} parameters, not {type(self.optim).__name__} "

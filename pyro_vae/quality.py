@@ -89,11 +89,11 @@ class DigitJudge(nn.Module):
         images = torch.as_tensor(images).detach().clamp(0, 1).to(next(self.parameters()))
         return torch.cat([layers(part) for part in images.split(batch_size)])
 
-    def probabilities(self, images: torch.Tensor, batch_size: int = settings.Training.eval_batch_size) -> torch.Tensor:
+    def probabilities(self, images: torch.Tensor, batch_size: int = settings.TrainingSettings.eval_batch_size) -> torch.Tensor:
         """softmax(logits) for every row."""
         return self._batched(self.net, images, batch_size).softmax(-1)
 
-    def features(self, images: torch.Tensor, batch_size: int = settings.Training.eval_batch_size) -> torch.Tensor:
+    def features(self, images: torch.Tensor, batch_size: int = settings.TrainingSettings.eval_batch_size) -> torch.Tensor:
         """The penultimate layer's activations (N, 128): the space the Fréchet distance and the
         precision/recall manifolds are computed in."""
         return self._batched(self.net[:-1], images, batch_size)

@@ -27,64 +27,14 @@ import pyro
 from pyro_vae import checkpoint as ckpt
 from pyro_vae import parameters, settings
 from pyro_vae import program as programs
+from pyro_vae.builders import build_autoencoder, build_vae, load_data, row_index
 from pyro_vae.errors import UserError
-from pyro_vae.guides import DeltaGuide, Encoder, EncoderGuide
-from pyro_vae.models import VAE, Autoencoder
-from pyro_vae.models import likelihoods
-from pyro_vae.networks import conv_decoder, conv_trunk, data_dim, mlp
-from pyro_vae.objectives import Objective
 from pyro_vae.run_folder import CHECKPOINT, RunFolder
 
 if TYPE_CHECKING:
     from pyro_vae.data import Dataset
     from pyro_vae.evaluate import Program, Sites
     from pyro_vae.sites import Layout
-
-
-def build_vae(config: dict) -> tuple[nn.Module, nn.Module]:
-    """The lecture's VAE: decoder f for p(x|z), encoder (μ, σ) for q_x(z), MLP or CNN networks.
-
-    ``config`` holds ``shape`` (of one example) and fields of :class:`pyro_vae.settings.VAE`; absent
-    fields take their defaults, defined there once.
-    """
-    shape, vae = _shape(config), settings.VAE.from_dict(config)
-    latent, hidden = vae.latent_dim, vae.hidden
-    if vae.network == "conv":
-        trunk, decoder = conv_trunk(shape, hidden[0]), conv_decoder(latent, shape, hidden[0])
-    else:
-        trunk, decoder = mlp(data_dim(shape), hidden), mlp(latent, hidden[::-1], data_dim(shape))
-    encoder = Encoder(trunk, trunk[-2].out_features, latent)  # the trunk ends in Linear, ReLU
-    return VAE(decoder, latent, _likelihood(config)), EncoderGuide(encoder)
-
-
-def build_autoencoder(config: dict) -> tuple[nn.Module, nn.Module]:
-    """The lecture's autoencoder: z = e(x) (a Delta guide), x ~ likelihood(d(z)), the prior masked out, so
-    −ELBO = ‖x − d(e(x))‖² / 2c + const for the Gaussian likelihood; MLPs of widths ``hidden``."""
-    shape, vae = _shape(config), settings.VAE.from_dict(config)
-    latent, hidden = vae.latent_dim, vae.hidden
-    encoder, decoder = mlp(data_dim(shape), hidden, latent), mlp(latent, hidden[::-1], data_dim(shape))
-    return Autoencoder(decoder, latent, _likelihood(config)), DeltaGuide(encoder)
-
-
-def _shape(config: dict) -> tuple[int, ...]:
-    if "shape" not in config:
-        raise UserError("the config needs the shape of one example, e.g. {'shape': [1, 28, 28]}")
-    return tuple(config["shape"])
-
-
-def _likelihood(config: dict) -> nn.Module:
-    # "gaussian": N(f, c I); "gaussian-learned": N(f, σ² I), σ a parameter in the checkpoint, c its start;
-    # "bernoulli", "continuous-bernoulli": on logits f
-    vae = settings.VAE.from_dict(config)
-    return likelihoods.make(vae.likelihood, c=vae.c)
-
-
-def objective(config: dict) -> Objective:
-    """The run's training objective from the config's :class:`pyro_vae.settings.Objective` fields
-    (absent keys: their defaults, the plain ELBO, as in runs made before they existed)."""
-    o = settings.Objective.from_dict(config)
-    return Objective(o.elbo, particles=o.particles, beta=o.beta, kl_warmup=o.kl_warmup, free_bits=o.free_bits,
-                     max_plate_nesting=config.get("max_plate_nesting", float("inf")))
 
 
 @dataclass
@@ -115,7 +65,7 @@ class Run:
         """What the run was trained on (names, shapes, sizes), from its config."""
         return {}
 
-    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.TrainingSettings.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """Test-set measures of the run, as a dict of numbers."""
         raise self.not_applicable("evaluate")
@@ -240,7 +190,7 @@ class ImageRun(Run):
 
     sample = generate
 
-    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.TrainingSettings.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu", samples: int | None = None) -> dict:
         """Test-set ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) per example and its parts, the reconstruction
         error, the KL per latent dimension and, with ``num_samples`` K, the importance-sampled
@@ -293,7 +243,7 @@ class AutoencoderRun(ImageRun):
 
     sample = generate
 
-    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.TrainingSettings.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu", samples: int | None = None) -> dict:
         """Test-set reconstruction term E log p(x | z = e(x)) per example (the ELBO, as the prior is masked
         out) and the reconstruction error ‖x − d(e(x))‖²; no importance sampling (q is a point mass), no
@@ -324,26 +274,6 @@ class AutoencoderRun(ImageRun):
         return [folder / "reconstructions.png", folder / "elbo.png", folder / "latent.png"]
 
 
-def load_data(config: dict) -> Dataset:
-    """The data set a run was trained on, split as in training (``test_fraction``; ``arrays`` of a .npz; ``stream``)."""
-    from pyro_vae import data
-
-    return data.load(config["dataset"], config.get("data_dir"), test_size=config.get("test_fraction", 0.2), seed=0,
-                     arrays=config.get("arrays"), stream=config.get("stream", "auto"),
-                     keep_shape=config.get("keep_shape", False))
-
-
-def program_spec(spec: str) -> str:
-    """``FILE.py:NAME`` with FILE made absolute, so the run folder finds it from anywhere."""
-    file, name = programs.resolve(spec)
-    return f"{file}:{name}"
-
-
-def row_index(x: torch.Tensor) -> torch.Tensor:
-    """Each row's position in the training set, for ``pyro.plate("data", N, subsample=index)``."""
-    return torch.arange(x.shape[0], device=x.device)
-
-
 class ProgramRun(ImageRun):
     """A user's own Pyro program (``pyro-vae train --program FILE.py:NAME``), rebuilt from its file.
 
@@ -370,7 +300,7 @@ class ProgramRun(ImageRun):
         # lazily made parameters appear on a first call, shaped by its rows (an autoguide's; a pyro.param made
         # from x.shape[0]): the first call is made on as many rows as training's first batch had
         cls.initialize(model, guide, config, dataset, torch.device("cpu"),
-                       config.get("batch_size", settings.Training.batch_size))
+                       config.get("batch_size", settings.TrainingSettings.batch_size))
         return model, guide
 
     @staticmethod
@@ -451,7 +381,7 @@ class ProgramRun(ImageRun):
 
     sample = generate
 
-    def evaluate(self, batch_size: int = settings.Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = settings.TrainingSettings.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu", samples: int | None = None) -> dict:
         """Test-set measures of what applies to the program (on the training rows for a program with parameters per
         training row, ``--index`` or on which the test rows fail: the keys say ``train_``), found by site role:

@@ -1,6 +1,6 @@
 """Every default, defined once: the settings of training, of the lecture's VAE and of its objective.
 
-The library (``fit``, ``runs.build``, ``runs.objective``) and the command line (``pyro-vae train``) read
+The library (``fit``, ``runs.build``, ``builders.objective``) and the command line (``pyro-vae train``) read
 the same dataclasses: a flag's name, type, check, help text and default all come from one field here.
 This module imports neither torch nor Pyro, so ``pyro-vae --help`` stays fast.
 """
@@ -130,7 +130,7 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Training(Settings):
+class TrainingSettings(Settings):
     """How ``fit`` trains: the same for every model, ours or a user's."""
 
     epochs: int = option(20, "passes over the training data", "positive")
@@ -164,7 +164,7 @@ LIKELIHOODS = ("gaussian", "gaussian-learned", "bernoulli", "continuous-bernoull
 
 
 @dataclass(frozen=True)
-class VAE(Settings):
+class VAESettings(Settings):
     """The lecture's VAE: p(z) = N(0, I), p(x|z) = N(f(z), cI), q_x(z) = N(μ(x), σ(x)²)."""
 
     dataset: str = option("mnist-5k", "mnist-5k (offline: 5,000 real MNIST digits), digits (sklearn 8x8), mnist, "
@@ -187,7 +187,7 @@ ELBOS = ("auto", "trace", "meanfield", "iwae", "enum")
 
 
 @dataclass(frozen=True)
-class Objective(Settings):
+class ObjectiveSettings(Settings):
     """What is maximized: the ELBO, or a variant of it; acts on any model's sites."""
 
     elbo: str = option("auto", "auto: enum if the program has sites marked for enumeration, else trace; trace: "

@@ -97,7 +97,7 @@ def _more(names) -> str:
     return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
 
 
-def layout(model_trace: poutine.Trace, guide_trace: poutine.Trace, guide, plate: str, num_data: int, rows: int,
+def layout(model_trace: poutine.Trace, guide_trace: poutine.Trace, guide: Program, plate: str, num_data: int, rows: int,
            module_params: set[int]) -> Layout:
     """The :class:`Layout` of model and guide from their traces on a first batch of ``rows`` rows; ``module_params``:
     ids of the modules' parameters (network weights, which are never per row). A ``pyro.param`` of leading size N,

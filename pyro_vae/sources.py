@@ -118,7 +118,7 @@ def dataset_reader(dataset: torch.utils.data.Dataset, collate: Callable | None =
     return read
 
 
-def make(data, device: torch.device) -> Source:
+def make(data: object, device: torch.device) -> Source:
     """A source for what ``fit`` was given: a tensor or tuple of tensors (on the device), a NumPy array or
     tuple of arrays (``np.load(path, mmap_mode="r")``: streamed), a torch ``Dataset``, or a ``DataLoader``
     (its dataset and ``collate_fn``; the order and the batches are the trainer's)."""
@@ -152,7 +152,8 @@ def make(data, device: torch.device) -> Source:
     return Tensors(parts, device)
 
 
-def make_streamed(read_rows, num_rows: int, device) -> Streamed:
+def make_streamed(read_rows: Callable[[np.ndarray], Rows], num_rows: int, device: torch.device) -> Streamed:
+    """A :class:`Streamed` source; no rows is a one-line error."""
     if num_rows == 0:
         raise UserError("the training data is empty: nothing to fit")
     return Streamed(read_rows, num_rows, device)
@@ -189,7 +190,7 @@ class FileRows:
             os.close(self._fd)
 
     @classmethod
-    def open(cls, path) -> "FileRows":
+    def open(cls, path: str | os.PathLike) -> "FileRows":
         """All rows of the ``.npy`` at ``path`` (C order), from its header."""
         mapped = np.load(path, mmap_mode="r")
         if not isinstance(mapped, np.memmap) or not mapped.flags.c_contiguous:
@@ -204,12 +205,14 @@ class FileRows:
 
     @property
     def shape(self) -> tuple:
+        """(rows, values per row), as a tensor of flattened rows would have."""
         return (len(self.rows), int(np.prod(self.row_shape)))
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def to(self, device) -> "FileRows":
+    def to(self, device: torch.device | str) -> "FileRows":
+        """The same rows, handed out as tensors on ``device``."""
         return FileRows(self.path, self.offset, self.dtype, self.row_shape, self.rows, device)
 
     def read(self, index: np.ndarray) -> np.ndarray:

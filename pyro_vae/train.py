@@ -42,7 +42,7 @@ from pyro_vae.evaluate import elbo_parts
 from pyro_vae.handlers import DataScale
 from pyro_vae.objectives import Objective, for_program
 from pyro_vae.run_folder import RunFolder
-from pyro_vae.settings import Training, interval
+from pyro_vae.settings import TrainingSettings, interval
 
 Data = torch.Tensor | Sequence[torch.Tensor] | np.ndarray | torch.utils.data.Dataset | torch.utils.data.DataLoader
 
@@ -86,7 +86,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def fit(model: Callable, guide: Callable, data: Data | Dataset, *, test_data: Data | None = None,
-        objective: pyro.infer.ELBO | None = None, settings: Training | None = None,
+        objective: pyro.infer.ELBO | None = None, settings: TrainingSettings | None = None,
         out: str | Path | None = None, resume: bool = False, overwrite: bool = False, config: dict | None = None,
         optimizer: Callable | pyro.optim.PyroOptim | None = None, scheduler: Callable | None = None,
         evaluator: Callable | None = elbo_parts, transform: Callable | None = None,
@@ -102,7 +102,7 @@ def fit(model: Callable, guide: Callable, data: Data | Dataset, *, test_data: Da
             ``pyro_vae.data.Dataset`` gives both (``.train``, ``.test``) and its name to config.json.
         objective: a Pyro ELBO (``Trace_ELBO()``, ``TraceMeanField_ELBO()``, ``TraceEnum_ELBO(...)``, ...);
             default ``Trace_ELBO``, or ``TraceEnum_ELBO`` for a program with sites marked for enumeration.
-        settings, **options: a :class:`~pyro_vae.settings.Training` and/or its fields as keywords
+        settings, **options: a :class:`~pyro_vae.settings.TrainingSettings` and/or its fields as keywords
             (``epochs``, ``batch_size``, ``lr``, ``optimizer``, ``clip_norm``, ``seed``, ``device``,
             ``eval_every``, ``checkpoint_every``, ``keep_last``, ``eval_batch_size``, ``plate``,
             ``tensorboard``); each default is defined there.
@@ -121,7 +121,7 @@ def fit(model: Callable, guide: Callable, data: Data | Dataset, *, test_data: Da
         transform: ``batch -> batch`` applied to every training batch on the device (e.g. dynamic binarization).
         callbacks: more :class:`~pyro_vae.callbacks.Callback` s, run after the built-in ones.
 
-    Training continues from the program's current parameters: module weights, and ``pyro.param`` values
+    TrainingSettings continues from the program's current parameters: module weights, and ``pyro.param`` values
     already in Pyro's param store (``pyro.clear_param_store()`` starts over, as Pyro's examples do).
     Metrics are ELBO terms per example, in nats: ``elbo = reconstruction − kl``; ``train_loss`` is the
     running −ELBO per example. If the loss (or, with ``clip_norm``, the gradient norm) becomes NaN/inf,
@@ -130,7 +130,7 @@ def fit(model: Callable, guide: Callable, data: Data | Dataset, *, test_data: Da
     if isinstance(data, torch.utils.data.DataLoader) and "batch_size" not in options and settings is None \
             and data.batch_size is not None:
         options["batch_size"] = data.batch_size
-    settings = (settings or Training()).replace(**options)
+    settings = (settings or TrainingSettings()).replace(**options)
     if hasattr(data, "train") and hasattr(data, "test"):  # a pyro_vae.data.Dataset
         config = {"dataset": data.name, **(config or {"model": None})}
         data, test_data = data.train_rows, data.test_rows if test_data is None else test_data
@@ -207,11 +207,11 @@ class Trainer:
     training after the current epoch (:class:`~pyro_vae.callbacks.EarlyStopping`).
     """
 
-    def __init__(self, model, guide, data, *, test_data=None, objective=None, settings: Training | None = None,
+    def __init__(self, model, guide, data, *, test_data=None, objective=None, settings: TrainingSettings | None = None,
                  run: RunFolder | None = None, config: dict | None = None, optimizer=None, scheduler=None,
                  evaluator: Callable | None = elbo_parts, transform: Callable | None = None,
                  callbacks: Sequence[cb.Callback] = (), quiet: bool = False, resuming: bool = False):
-        settings = settings or Training()
+        settings = settings or TrainingSettings()
         self.rank, self.world = distributed.rank_and_world()
         self.model, self.guide, self.settings, self.run = model, guide, settings, run
         self.device = distributed.local_device(resolve_device(settings.device))
@@ -470,7 +470,7 @@ def _global_batches(perm: torch.Tensor, batch_size: int, world: int) -> list[tor
     return batches
 
 
-def _check_batch_size(settings: Training, n: int, world: int) -> None:
+def _check_batch_size(settings: TrainingSettings, n: int, world: int) -> None:
     if settings.batch_size > n:
         raise UserError(f"--batch-size {settings.batch_size} is larger than the {n} training examples: "
                         f"use --batch-size {n} or less")

@@ -15,7 +15,7 @@ from pyro_vae.errors import UserError
 from pyro_vae.irt.settings import IRTSettings
 from pyro_vae.topics.settings import LEARNING_RATES, TopicSettings
 
-COMMANDS = {"train": (settings.VAE, settings.Objective, settings.Training), "topics": (TopicSettings,),
+COMMANDS = {"train": (settings.VAESettings, settings.ObjectiveSettings, settings.TrainingSettings), "topics": (TopicSettings,),
             "irt": (IRTSettings,)}
 
 
@@ -107,7 +107,7 @@ def test_the_evaluation_batch_size_has_one_default():
     from pyro_vae import evaluate, runs
     from pyro_vae.topics import metrics
 
-    default = settings.Training.eval_batch_size
+    default = settings.TrainingSettings.eval_batch_size
     for function in (evaluate.elbo_parts, evaluate.reconstruction_mse, evaluate.kl_per_dimension,
                      metrics.document_elbo, metrics.evaluator, runs.ImageRun.evaluate):
         assert inspect.signature(function).parameters["batch_size"].default == default

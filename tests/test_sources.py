@@ -15,7 +15,7 @@ from torch import nn
 
 import pyro
 
-from pyro_vae import cli, fit, runs
+from pyro_vae import builders, cli, fit, runs
 from pyro_vae import data as datasets
 from pyro_vae.callbacks import Callback, EarlyStopping
 from pyro_vae.errors import UserError
@@ -36,7 +36,7 @@ def images(n=48, seed=0):
 
 def trained_weights(data, **options):
     torch.manual_seed(0)
-    model, guide = runs.build_vae(SHAPE)
+    model, guide = builders.build_vae(SHAPE)
     fit(model, guide, data, epochs=2, batch_size=16, device="cpu", quiet=True, evaluator=None, **options)
     return torch.cat([p.detach().reshape(-1) for m in (model, guide) for p in m.parameters()])
 
@@ -91,7 +91,7 @@ def test_streamed_run_resumes_exactly(tmp_path):
     def run(out, epochs, resume=False):
         pyro.clear_param_store()
         torch.manual_seed(0)
-        model, guide = runs.build_vae(SHAPE)
+        model, guide = builders.build_vae(SHAPE)
         fit(model, guide, FileRows.open(tmp_path / "x.npy"), epochs=epochs, out=out, resume=resume, **common)
         return torch.cat([p.detach().reshape(-1) for m in (model, guide) for p in m.parameters()])
 
@@ -139,7 +139,7 @@ def test_a_callback_stops_training_and_early_stopping_keeps_the_best_epoch(tmp_p
             trainer.stop = trainer.epoch == 2
 
     stop = StopAtTwo()
-    model, guide = runs.build_vae(SHAPE)
+    model, guide = builders.build_vae(SHAPE)
     history = fit(model, guide, torch.rand(32, 16), epochs=10, batch_size=16, device="cpu", quiet=True,
                   callbacks=[stop], out=tmp_path / "run", config={"model": None})
     assert len(history) == 2 and stop.started == 2
@@ -152,14 +152,14 @@ def test_a_callback_stops_training_and_early_stopping_keeps_the_best_epoch(tmp_p
             metrics["train_loss_negated"] = next(seen)
 
     pyro.clear_param_store()
-    model, guide = runs.build_vae(SHAPE)
+    model, guide = builders.build_vae(SHAPE)
     history = fit(model, guide, torch.rand(32, 16), epochs=5, batch_size=16, device="cpu", quiet=True,
                   evaluator=None, callbacks=[Measure(), early])
     assert len(history) == 4 and early.best == 2.0 and early.best_epoch == 2
 
 
 def test_a_checkpoint_from_a_newer_version_is_one_line(tmp_path):
-    model, guide = runs.build_vae(SHAPE)
+    model, guide = builders.build_vae(SHAPE)
     fit(model, guide, torch.rand(32, 16), epochs=1, batch_size=16, device="cpu", quiet=True,
         out=tmp_path / "run", config={"model": None})
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyro_vae import settings
 from pyro_vae.commands.options import add_device
 
-BATCH_SIZE, SEED = settings.Training.eval_batch_size, 0
+BATCH_SIZE, SEED = settings.TrainingSettings.eval_batch_size, 0
 positive_int = settings.argument_type("int", "positive")
 
 

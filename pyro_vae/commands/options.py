@@ -10,9 +10,9 @@ from pyro_vae.errors import UserError
 
 
 def add_device(parser) -> None:
-    """--device, declared by ``settings.Training.device`` and resolved later by ``train.resolve_device``."""
-    settings.add_arguments(parser, settings.Training, only=("device",))
-    parser.set_defaults(device=settings.Training.device)  # not part of a run's settings: never taken from a saved run
+    """--device, declared by ``settings.TrainingSettings.device`` and resolved later by ``train.resolve_device``."""
+    settings.add_arguments(parser, settings.TrainingSettings, only=("device",))
+    parser.set_defaults(device=settings.TrainingSettings.device)  # not part of a run's settings: never taken from a saved run
 
 
 def add_settings(parser, cls: type[settings.Settings], what: str) -> None:

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
                                    "with the amortized guide q_x(z)=N(μ(x), σ(x)²), by SVI on Trace_ELBO; or your "
                                    "own model and guide with --program FILE.py:NAME.")
     model = p.add_argument_group("the model (on --resume: the run's own; a different value is an error)")
-    settings.add_arguments(model, settings.VAE)
+    settings.add_arguments(model, settings.VAESettings)
     model.add_argument("--program", metavar="FILE.py:NAME",
                        help="train your own Pyro model and guide instead of the VAE: NAME is a (model, guide) pair, "
                             "an object with .model and .guide, or a function returning one (given the data set if "
@@ -30,9 +30,9 @@ def add_parser(sub) -> None:
     model.add_argument("--data-dir", help="where mnist/fashion-mnist are looked for and downloaded "
                                           "(default: $PYRO_VAE_DATA, else ~/.cache/pyro-vae)")
     objective = p.add_argument_group("the objective (on --resume: the run's own; a different value is an error)")
-    settings.add_arguments(objective, settings.Objective)
+    settings.add_arguments(objective, settings.ObjectiveSettings)
     training = p.add_argument_group("training (on --resume: the run's own unless given, e.g. --epochs 40 to go on)")
-    settings.add_arguments(training, settings.Training)
+    settings.add_arguments(training, settings.TrainingSettings)
     add_run_folder(p, "runs/vae")
     p.set_defaults(run=run)
 
@@ -42,19 +42,19 @@ def run(args) -> None:
 
     from pyro_vae import callbacks as cb
     from pyro_vae import data as datasets
-    from pyro_vae import distributed, plots, runs
+    from pyro_vae import builders, distributed, plots, runs
     from pyro_vae.train import fit
 
     distributed.init_from_env()
     saved = distributed.from_rank0(lambda: saved_config(args))  # only machine 0 needs the run folder
     program = args.program or (saved.get("program") if saved.get("model") == "program" else None)
-    if args.resume and args.program and saved.get("program") not in (None, runs.program_spec(args.program)):
+    if args.resume and args.program and saved.get("program") not in (None, builders.program_spec(args.program)):
         raise UserError(f"--resume: the run was trained with --program {saved.get('program')}; drop the flag "
                         "or start a new --out")
     given = vars(args)
-    model_settings = settings.VAE.resolve(given, saved, fixed=True)
-    objective_settings = settings.Objective.resolve(given, saved, fixed=True)
-    training = settings.Training.resolve(given, saved, fixed=False)
+    model_settings = settings.VAESettings.resolve(given, saved, fixed=True)
+    objective_settings = settings.ObjectiveSettings.resolve(given, saved, fixed=True)
+    training = settings.TrainingSettings.resolve(given, saved, fixed=False)
     if objective_settings.binarize and model_settings.likelihood != "bernoulli" and not program:
         raise UserError(f"--binarize dynamic draws binary pixels, for --likelihood bernoulli, "
                         f"not {model_settings.likelihood}")
@@ -68,7 +68,7 @@ def run(args) -> None:
     pyro.set_rng_seed(training.seed)  # the networks' initial weights
     if program:
         index = args.index or saved.get("index", False)
-        config = {"model": "program", "program": runs.program_spec(program), "index": index, "arrays": arrays,
+        config = {"model": "program", "program": builders.program_spec(program), "index": index, "arrays": arrays,
                   "keep_shape": True,
                   "dataset": model_settings.dataset, "test_fraction": model_settings.test_fraction,
                   "shape": list(dataset.shape)}
@@ -81,11 +81,11 @@ def run(args) -> None:
     config.update(objective_settings.to_dict(), data_dir=data_dir, data_scaling=dataset.scaling)
     binarize = objective_settings.binarize == "dynamic"
     test = (datasets.binarized_test(dataset.test), *dataset.test_extra) if binarize else dataset.test_rows
-    train_data = (*dataset.train_rows, runs.row_index(dataset.train)) if index else dataset.train_rows
+    train_data = (*dataset.train_rows, builders.row_index(dataset.train)) if index else dataset.train_rows
     note = cb.Announce(f"data: {dataset.name}, {dataset.train.shape[0]} training and {dataset.test.shape[0]} test "
                        f"rows of {dataset.dim} values; {dataset.scaling}", args.quiet)
     history = fit(model, guide, train_data, test_data=None if index or not dataset.test.shape[0] else test,
-                  settings=training, objective=runs.objective(config),
+                  settings=training, objective=builders.objective(config),
                   transform=datasets.binarize_batch if binarize else None, out=args.out, resume=args.resume,
                   overwrite=args.overwrite, config=config, callbacks=[note], quiet=args.quiet)
     if distributed.rank_and_world()[0] != 0:

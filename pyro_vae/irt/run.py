@@ -14,7 +14,7 @@ from pyro_vae.irt import fitting, reference, report
 from pyro_vae.irt.exams import ExamData
 from pyro_vae.irt.settings import IRTSettings
 from pyro_vae.runs import Run
-from pyro_vae.settings import Training
+from pyro_vae.settings import TrainingSettings
 
 
 class IRTRun(Run):
@@ -91,7 +91,7 @@ class IRTRun(Run):
 
         return exams.load(IRTSettings.saved(self.config)["source"])
 
-    def evaluate(self, batch_size: int = Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = TrainingSettings.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """On the training students (IRT has no held-out split): the ELBO and the exact marginal
         log-likelihood Σ_s log ∫ p(x_s | θ, items) p(θ) dθ at the item estimates (quadrature)."""

@@ -26,7 +26,7 @@ from pyro.poutine.util import site_is_subsample
 
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import Program
-from pyro_vae.settings import Training
+from pyro_vae.settings import TrainingSettings
 
 if TYPE_CHECKING:
     from pyro_vae.topics.corpus import Corpus
@@ -83,7 +83,7 @@ def _globals_at_their_mean(model: Program, guide: Program, counts: torch.Tensor)
 
 
 @torch.no_grad()
-def document_elbo(model: Program, guide: Program, counts: torch.Tensor, batch_size: int = Training.eval_batch_size, num_particles: int = 1) -> float:
+def document_elbo(model: Program, guide: Program, counts: torch.Tensor, batch_size: int = TrainingSettings.eval_batch_size, num_particles: int = 1) -> float:
     """Σ_d ELBO_d over the documents (rows of ``counts``), in nats.
 
     ELBO_d = E_q[log p(words_d | θ_d, φ̄)] − KL(q(θ_d) ‖ p(θ_d)), estimated with ``num_particles``
@@ -100,12 +100,12 @@ def document_elbo(model: Program, guide: Program, counts: torch.Tensor, batch_si
     return total
 
 
-def perplexity(model: Program, guide: Program, counts: torch.Tensor, batch_size: int = Training.eval_batch_size, num_particles: int = 1) -> float:
+def perplexity(model: Program, guide: Program, counts: torch.Tensor, batch_size: int = TrainingSettings.eval_batch_size, num_particles: int = 1) -> float:
     """exp(−Σ_d ELBO_d / Σ_d N_d): an upper bound on the per-word perplexity of the documents."""
     return math.exp(-document_elbo(model, guide, counts, batch_size, num_particles) / float(counts.sum()))
 
 
-def evaluator(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = Training.eval_batch_size) -> dict:
+def evaluator(model: Program, guide: Program, data: torch.Tensor | Sequence[torch.Tensor], batch_size: int = TrainingSettings.eval_batch_size) -> dict:
     """For ``fit(evaluator=...)``: ELBO per document and per-word perplexity."""
     counts = data[0] if isinstance(data, (tuple, list)) else data
     elbo = document_elbo(model, guide, counts, batch_size)

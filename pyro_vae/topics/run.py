@@ -11,7 +11,7 @@ from torch import nn
 
 from pyro_vae.errors import UserError
 from pyro_vae.runs import Run
-from pyro_vae.settings import Training
+from pyro_vae.settings import TrainingSettings
 from pyro_vae.topics import fitting, metrics
 from pyro_vae.topics.corpus import Corpus
 
@@ -78,7 +78,7 @@ class TopicRun(Run):
         """The training corpus, split and vectorized again as in training (``topics.corpus.Corpus``)."""
         return fitting.load_corpus(self.config)
 
-    def evaluate(self, batch_size: int = Training.eval_batch_size, seed: int = 0, num_samples: int | None = None,
+    def evaluate(self, batch_size: int = TrainingSettings.eval_batch_size, seed: int = 0, num_samples: int | None = None,
                  device: str | torch.device = "cpu") -> dict:
         """Held-out ELBO per document and per-word perplexity exp(−Σ_d ELBO_d / Σ_d N_d), with the corpus-wide
         latents at their posterior mean (``num_samples``: draws of θ_d per document, default 1)."""
