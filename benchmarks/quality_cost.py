@@ -19,7 +19,8 @@ import time
 import torch
 
 from _common import parse_args, table
-from pyro_vae import analysis, quality
+from pyro_vae import quality
+from pyro_vae.analysis import sampling
 from pyro_vae import data as datasets
 
 
@@ -40,7 +41,7 @@ def main():
     stages = []
     judged = timed(stages, "judge: read from the cache" if cached else "judge: trained (once; then cached)",
                    lambda: quality.judge(dataset))
-    samples = analysis.blended_digits(dataset.train, dataset.train_labels, args.samples, seed=0)
+    samples = sampling.blended_digits(dataset.train, dataset.train_labels, args.samples, seed=0)
     reference = dataset.test
     fake = timed(stages, f"features of {len(samples):,} samples", lambda: judged.features(samples))
     real = timed(stages, f"features of {len(reference):,} reference images", lambda: judged.features(reference))

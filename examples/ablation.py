@@ -25,7 +25,8 @@ import pyro
 import torch
 
 from common import cli, default_out, compact_png, draw_codes, mnist, plt_colours, report, save, trained
-from pyro_vae.analysis import cluster_separation, elbo_terms, posterior_scale
+from pyro_vae.analysis.ablation import elbo_terms
+from pyro_vae.analysis.latent_space import cluster_separation, posterior_scale
 from pyro_vae.evaluate import encode
 
 VARIANTS = {"recon-only": "reconstruction only", "kl-only": "KL only", "vae": "reconstruction + KL"}

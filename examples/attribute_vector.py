@@ -14,7 +14,7 @@ import torch
 import matplotlib.pyplot as plt
 
 from common import classifier, cli, default_out, image_panel, mnist, report, save, trained
-from pyro_vae.analysis import attribute_vector
+from pyro_vae.analysis.latent_space import attribute_vector
 from pyro_vae.evaluate import encode
 
 LATENT_DIM = 8

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from pyro_vae import analysis, data, plots, quality, settings
-from pyro_vae.analysis import Handled
+from pyro_vae import data, plots, quality, settings
+from pyro_vae.analysis import experiment, latent_space
+from pyro_vae.analysis.ablation import Handled
 from pyro_vae.guides.denoising import DenoisingGuide
 from pyro_vae.objectives import Objective, scale_observations
 
@@ -85,16 +86,16 @@ def trained(kind: str, latent_dim: int = 2, c: float = C, n_epochs: int = 30, se
 def _trained(kind: str, latent_dim: int, c: float, n_epochs: int, seed: int):
     shape = mnist().shape
     if kind in ("ae", "linear-ae", "dae"):
-        model, guide = analysis.seeded(analysis.autoencoder, shape, latent_dim, c, HIDDEN,
+        model, guide = experiment.seeded(experiment.autoencoder, shape, latent_dim, c, HIDDEN,
                                        linear=kind == "linear-ae", seed=seed)
         if kind == "dae":
             guide = DenoisingGuide(guide, drop=DROP)
     else:
-        model, guide = analysis.seeded(analysis.vae, shape, latent_dim, c, HIDDEN, seed=seed)
+        model, guide = experiment.seeded(experiment.vae, shape, latent_dim, c, HIDDEN, seed=seed)
     objective = Objective(beta=0.0) if kind == "recon-only" else None  # β = 0: the KL term dropped
     trained_model = Handled(model, scale_observations(0.0)) if kind == "kl-only" else model  # log p(x|z) dropped
     lr = 1e-2 if kind == "linear-ae" else 1e-3
-    analysis.train(trained_model, guide, mnist().train, epochs=epochs(n_epochs), lr=lr, seed=seed,
+    experiment.train(trained_model, guide, mnist().train, epochs=epochs(n_epochs), lr=lr, seed=seed,
                    objective=objective)
     return model.eval(), guide.eval()
 
@@ -145,9 +146,9 @@ def _plain(value):
 
 @functools.lru_cache(maxsize=None)
 def classifier():
-    """The held-out judge of decoded images (see ``analysis.digit_classifier``)."""
+    """The held-out judge of decoded images (see ``latent_space.digit_classifier``)."""
     dataset = mnist()
-    return analysis.digit_classifier(dataset.train, dataset.train_labels)
+    return latent_space.digit_classifier(dataset.train, dataset.train_labels)
 
 
 @functools.lru_cache(maxsize=None)

@@ -14,7 +14,7 @@ import torch
 import matplotlib.pyplot as plt
 
 from common import DROP, cli, default_out, image_panel, mnist, report, save, trained
-from pyro_vae.analysis import decode_codes, denoising_mse, noisy_copy
+from pyro_vae.analysis.corruption import decode_codes, denoising_mse, noisy_copy
 
 LATENT_DIM = 16
 

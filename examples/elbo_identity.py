@@ -2,7 +2,7 @@
 
     p(z) = N(0, I),  p(x|z) = N(W z + b, c I)   ⇒   p(x) = N(b, W Wᵀ + c I),  p(z|x) Gaussian
 
-For any q, the three terms come from three separate closed forms (``analysis.linear_gaussian_terms``),
+For any q, the three terms come from three separate closed forms (``bayes.linear_gaussian_terms``),
 and Pyro's Monte-Carlo Trace_ELBO on the same model, written as the package's VAE with a linear
 decoder, estimates the ELBO independently. Figure: as q's mean slides from the prior's mean to the
 posterior's, the ELBO rises to log p(x); the gap is always KL(q ‖ p(z|x)).
@@ -19,7 +19,7 @@ import pyro.distributions as dist
 from pyro.infer import Trace_ELBO
 
 from common import cli, default_out, report, save
-from pyro_vae.analysis import linear_gaussian_terms
+from pyro_vae.analysis.bayes import linear_gaussian_terms
 from pyro_vae.models import VAE
 from pyro_vae.models.likelihoods import Gaussian
 

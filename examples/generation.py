@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from common import cli, default_out, image_panel, mnist, report, save, trained
-from pyro_vae.analysis import lerp, prior_draws, slerp
+from pyro_vae.analysis.latent_space import lerp, slerp
+from pyro_vae.analysis.sampling import prior_draws
 from pyro_vae.evaluate import encode
 
 LATENT_DIM, STEPS = 8, 10

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from common import cli, default_out, image_panel, judge, mnist, report, save, trained
-from pyro_vae.analysis import blended_digits, gaussian_draws, prior_draws
+from pyro_vae.analysis.sampling import blended_digits, gaussian_draws, prior_draws
 from pyro_vae.quality import digit_rate
 from pyro_vae.evaluate import encode
 

@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import epochs, image_panel, save  # noqa: E402
-from pyro_vae import analysis, builders, data, quality, runs  # noqa: E402
+from pyro_vae import builders, data, quality, runs# noqa: E402
+from pyro_vae.analysis import experiment, sampling# noqa: E402
 from pyro_vae.evaluate import encode  # noqa: E402
 from pyro_vae.train import fit  # noqa: E402
 
@@ -72,7 +73,7 @@ def trained(name: str, images: data.Dataset, n_epochs: int | None = None):
     """(model, guide, seconds) of one setting, trained by ``fit`` on the training images (for ``n_epochs``
     instead of the setting's own, when given)."""
     _, config, own_epochs, lr = SETTINGS[name]
-    model, guide = analysis.seeded(runs.build, {"shape": list(images.shape), **config}, seed=SEED)
+    model, guide = experiment.seeded(runs.build, {"shape": list(images.shape), **config}, seed=SEED)
     started = time.perf_counter()
     fit(model, guide, images.train, epochs=epochs(n_epochs or own_epochs), lr=lr, batch_size=128, seed=SEED, device="cpu",
         objective=builders.objective(config), evaluator=None, quiet=True)
@@ -97,7 +98,7 @@ def main(out: Path, name: str = "mnist-5k") -> dict:
     measure = functools.partial(quality.sample_quality, judged, reference=images_of.test)
     numbers = {"dataset": name, "judge_test_accuracy": judged.test_accuracy, "samples": N, "seed": SEED, "rows": {}}
     images = {"real": images_of.train[:N],
-              "blends": analysis.blended_digits(images_of.train, images_of.train_labels, N, seed=SEED)}
+              "blends": sampling.blended_digits(images_of.train, images_of.train_labels, N, seed=SEED)}
     rows = numbers["rows"]
     rows["real"] = {"what": f"real training {word} (the floor)", **measure(images["real"])}
     rows["blends"] = {"what": f"blends of two training {word} (control)", **measure(images["blends"])}
@@ -105,7 +106,7 @@ def main(out: Path, name: str = "mnist-5k") -> dict:
         what, config = SETTINGS[setting][:2]
         model, guide, seconds = trained(setting, images_of, n_epochs)
         print(f"  {setting}: trained in {seconds:.0f} s", flush=True)
-        draws = {"prior": analysis.prior_draws(model, N, seed=SEED)} if config["model"] == "vae" else {}
+        draws = {"prior": sampling.prior_draws(model, N, seed=SEED)} if config["model"] == "vae" else {}
         draws["mixture"] = mixture_draws(model, guide, images_of.train)
         if n_epochs:
             what += f", {n_epochs} epochs"

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from common import cli, compact_png, default_out, draw_codes, epochs, image_panel, judge, mnist, report, save
-from pyro_vae import analysis
-from pyro_vae.analysis import (blended_digits, empty_fraction, gaussian_draws, latent_grid, posterior_scale,
-                               prior_draws)
+from pyro_vae.analysis import experiment
+from pyro_vae.analysis.latent_space import empty_fraction, latent_grid, posterior_scale
+from pyro_vae.analysis.sampling import blended_digits, gaussian_draws, prior_draws
 from pyro_vae.evaluate import encode
 from pyro_vae.quality import digit_rate
 from pyro_vae.train import fit
@@ -45,8 +45,8 @@ MEASURES = ("grid_digit_rate", "prior_digit_rate", "prior_coverage", "empty_grid
 def deep(kind: str, c: float, seed: int):
     """(model, guide, per-epoch metrics) of one of the section's models, trained with ``seed``."""
     dataset = mnist()
-    build = analysis.autoencoder if kind == "ae" else analysis.vae
-    model, guide = analysis.seeded(build, dataset.shape, 2, c, HIDDEN, seed=seed)
+    build = experiment.autoencoder if kind == "ae" else experiment.vae
+    model, guide = experiment.seeded(build, dataset.shape, 2, c, HIDDEN, seed=seed)
     history = fit(model, guide, dataset.train, test_data=dataset.test, epochs=epochs(EPOCHS), lr=LR, seed=seed,
                   device="cpu", quiet=True)
     return model.eval(), guide.eval(), history

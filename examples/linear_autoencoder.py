@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from common import cli, default_out, mnist, report, save, trained
-from pyro_vae.analysis import basis_report, pca_table, principal_angles
+from pyro_vae.analysis.subspaces import basis_report, pca_table, principal_angles
 
 
 LATENT_DIM = 6  # the eigenvalue gap λ6/λ7 of MNIST-5k is large (1.31), so the subspace is well defined

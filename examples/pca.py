@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from common import cli, default_out, report, save
-from pyro_vae.analysis import pca_table
+from pyro_vae.analysis.subspaces import pca_table
 
 POINTS = {"A": (-0.5, -0.4), "B": (-0.4, -0.1), "C": (0.1, 0.0), "D": (0.3, 0.3), "E": (0.5, 0.2)}
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from common import cli, default_out, mnist, report, save, trained
-from pyro_vae.analysis import decode_codes, pca_errors
+from pyro_vae.analysis.corruption import decode_codes
+from pyro_vae.analysis.subspaces import pca_errors
 
 KS = (2, 16)
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from common import cli, default_out, mnist, report, save, trained
-from pyro_vae.analysis import gradient_draws, gradient_variance
+from pyro_vae.analysis.gradients import gradient_draws, gradient_variance
 from pyro_vae.guides.score_function import ScoreFunctionGuide
 
 NUM_DRAWS, BATCH = 200, 32

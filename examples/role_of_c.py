@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from common import cli, default_out, mnist, report, save, trained
-from pyro_vae.analysis import elbo_terms
+from pyro_vae.analysis.ablation import elbo_terms
 
 
 CS = (0.01, 0.03, 0.1, 0.3, 1.0)

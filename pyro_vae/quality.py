@@ -64,7 +64,7 @@ class DigitJudge(nn.Module):
     class, trained on noise, so that a confident answer means a digit (a garment, for Fashion-MNIST).
     ``predict_proba`` returns the classes' probabilities only (the "no digit" mass lowers them) and, like
     ``predict``, takes and returns NumPy arrays as sklearn's classifiers do, so
-    ``analysis.confident_fraction`` accepts it. ``features`` is the 128-unit layer before the logits."""
+    ``latent_space.confident_fraction`` accepts it. ``features`` is the 128-unit layer before the logits."""
 
     def __init__(self, shape: Sequence[int] = (1, 28, 28), classes: int = 10):
         super().__init__()

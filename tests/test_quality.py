@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import pyro_vae
-from pyro_vae import analysis, cli, quality, runs
+from pyro_vae import cli, quality, runs
+from pyro_vae.analysis import sampling
 from pyro_vae import data as datasets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,7 @@ def test_the_cnn_judge_is_sure_of_digits_and_not_of_noise_or_shuffled_pixels(dig
     real = quality.digit_rate(digit_judge, test)
     noise = quality.digit_rate(digit_judge, torch.rand(300, 64, generator=torch.Generator().manual_seed(0)))
     shuffled = test[:, torch.randperm(64, generator=torch.Generator().manual_seed(1))]
-    blends = analysis.blended_digits(test, labels, 300, seed=0)
+    blends = sampling.blended_digits(test, labels, 300, seed=0)
     assert real["digit_rate"] > 0.6 and real["coverage"] > 9
     assert noise["digit_rate"] < 0.05 and quality.digit_rate(digit_judge, shuffled)["digit_rate"] < 0.1
     assert quality.digit_rate(digit_judge, blends)["digit_rate"] < real["digit_rate"] - 0.2
@@ -141,7 +142,7 @@ def test_held_out_digits_are_the_floor_and_noise_and_blends_are_clearly_worse(di
     n = len(digits.test)
     train = digits.train[:n]
     sets = {"held-out": digits.test,
-            "blends": analysis.blended_digits(digits.test, digits.test_labels, n, seed=0),
+            "blends": sampling.blended_digits(digits.test, digits.test_labels, n, seed=0),
             "noise": torch.rand(n, digits.dim, generator=torch.Generator().manual_seed(0))}
     scores = {name: quality.sample_quality(digit_judge, images, train) for name, images in sets.items()}
     floor = scores["held-out"]
