@@ -59,7 +59,11 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
     # a program that makes its initial values without a device (torch.zeros(3), as Pyro's tutorials do)
     # gets them on the data's device; on the CPU nothing changes (the meta-device test stays meaningful)
     default_device = torch.device(device) if device.type != "cpu" else contextlib.nullcontext()
-    rng = rng_state()  # the extra call leaves no trace: training draws what it would have drawn without it
+    # The extra call leaves no trace when it made no parameter: training then draws what it would have
+    # drawn without it (our models, modules built beforehand). When it made parameters (an autoguide, a
+    # pyro.param), their initial values may have drawn random numbers: rewinding would hand those same
+    # numbers to the first step's draws, correlated with the starting point, so the stream goes on instead.
+    rng, existing = rng_state(), set(pyro.get_param_store().keys())
     try:
         with default_device, pyro.validation_enabled():
             model_trace, guide_trace = lean_traces(model, guide, *batch)
@@ -72,7 +76,9 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
         raise UserError(f"the model and guide failed on a first batch of {batch[0].shape[0]} rows "
                         f"({type(error).__name__}: {detail}); run them on a batch by hand to debug") from error
     finally:
-        set_rng_state(rng)
+        made = bool(set(pyro.get_param_store().keys()) - existing)
+        if not made:
+            set_rng_state(rng)
         for m, mode in zip(modules, modes):
             m.to(device).train(mode)  # an autoguide's parameters appeared only now
     names = list(dict.fromkeys(s["name"] for t in (model_trace, guide_trace)
