@@ -5,7 +5,9 @@ one (Pyro's VAE example: ``vae.model``, ``vae.guide`` calling ``pyro.module``), 
 calling ``pyro.param``. Its parameters are those of the module that owns it plus every ``pyro.param``
 site it touches, some of which (an autoguide's) exist only after a first call. ``initialize`` makes
 that call once, checks the pair, and returns them all in one fixed order, so an optimizer's state
-from a checkpoint lines up with them again on resume.
+from a checkpoint lines up with them again on resume. The call leaves the random state as it found it
+when it made no parameter; when it made some, whose initial values may have drawn random numbers, the
+stream goes on from there, so that the first step does not draw those same numbers again.
 """
 
 from __future__ import annotations
