@@ -65,7 +65,7 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
     # drawn without it (our models, modules built beforehand). When it made parameters (an autoguide, a
     # pyro.param), their initial values may have drawn random numbers: rewinding would hand those same
     # numbers to the first step's draws, correlated with the starting point, so the stream goes on instead.
-    rng, existing = rng_state(), set(pyro.get_param_store().keys())
+    rng, existing = rng_state(), _tensors(modules)
     try:
         with default_device, pyro.validation_enabled():
             model_trace, guide_trace = lean_traces(model, guide, *batch)
@@ -78,7 +78,7 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
         raise UserError(f"the model and guide failed on a first batch of {batch[0].shape[0]} rows "
                         f"({type(error).__name__}: {detail}); run them on a batch by hand to debug") from error
     finally:
-        made = bool(set(pyro.get_param_store().keys()) - existing)
+        made = bool(_tensors(owners(model, guide)) - existing)  # pyro.module registers tensors already made
         if not made:
             set_rng_state(rng)
         for m, mode in zip(modules, modes):
@@ -100,6 +100,12 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
     module_params = {id(p) for m in modules for p in m.parameters()}
     return params, names, sites.layout(model_trace, guide_trace, guide, plate, num_data, batch[0].shape[0],
                                        module_params)
+
+
+def _tensors(modules: list[nn.Module]) -> set[int]:
+    """The ids of every parameter tensor there is: the modules' and the param store's (unconstrained)."""
+    return {id(p) for m in modules for p in m.parameters()} | \
+        {id(p) for _, p in pyro.get_param_store().named_parameters()}
 
 
 def _check_guide(model_trace, guide_trace) -> None:
