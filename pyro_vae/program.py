@@ -11,6 +11,10 @@
 The model and guide are then called as ``model(x)`` and ``guide(x)`` with a minibatch of rows (with
 ``--index``: ``model(x, index)``, each row's position in the training set, for local parameters in
 ``pyro.plate("data", N, subsample=index)``).
+
+A file may also define ``callbacks()``, returning ``pyro_vae.callbacks.Callback`` s that the command
+line adds to the run (e.g. ``[EveryStep(clip_params)]``, as Pyro's sparse_gamma_def clamps its
+parameters after every step).
 """
 
 from __future__ import annotations
@@ -42,6 +46,32 @@ def resolve(spec: str) -> tuple[Path, str]:
 def load(spec: str, dataset: Dataset | None = None) -> tuple[Callable, Callable]:
     """The (model, guide) pair that ``FILE.py:NAME`` names (see the module docstring)."""
     file, name = resolve(spec)
+    module = _module(file)
+    if not hasattr(module, name):
+        found = ", ".join(n for n, v in vars(module).items()
+                          if not n.startswith("_") and not isinstance(v, types.ModuleType)) or "nothing"
+        raise UserError(f"--program: {file.name} has no {name!r}; it defines: {found}")
+    return _pair(getattr(module, name), name, dataset, file.name)
+
+
+def callbacks(spec: str) -> list:
+    """The callbacks that ``FILE.py`` asks for with a function ``callbacks()`` (none if it has none), from the
+    run of the file that :func:`load` made last (so they see the same module-level objects as the programs)."""
+    file, _ = resolve(spec)
+    made = getattr(_LOADED.get(file) or _module(file), "callbacks", None)
+    if made is None:
+        return []
+    try:
+        return list(made())
+    except Exception as error:
+        raise UserError(f"--program: {file.name}:callbacks() failed: {type(error).__name__}: {error}") from None
+
+
+_LOADED: dict[Path, types.ModuleType] = {}  # each file's latest run, for callbacks()
+
+
+def _module(file: Path) -> types.ModuleType:
+    """``FILE.py`` run afresh as a module (its folder importable, as ``python FILE.py`` makes it)."""
     module_name = f"pyro_vae_program_{file.stem}"
     importer = importlib.util.spec_from_file_location(module_name, file)
     if importer is None or importer.loader is None:
@@ -54,11 +84,8 @@ def load(spec: str, dataset: Dataset | None = None) -> tuple[Callable, Callable]
         importer.loader.exec_module(module)
     except Exception as error:
         raise UserError(f"--program: running {file.name} failed: {type(error).__name__}: {error}") from None
-    if not hasattr(module, name):
-        found = ", ".join(n for n, v in vars(module).items()
-                          if not n.startswith("_") and not isinstance(v, types.ModuleType)) or "nothing"
-        raise UserError(f"--program: {file.name} has no {name!r}; it defines: {found}")
-    return _pair(getattr(module, name), name, dataset, file.name)
+    _LOADED[file] = module
+    return module
 
 
 def _pair(obj, name: str, dataset, file: str, called: bool = False) -> tuple[Callable, Callable]:

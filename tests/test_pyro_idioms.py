@@ -410,3 +410,21 @@ def test_cli_passes_counts_as_they_are_and_npz_arrays_to_the_program(tmp_path):
     # sd of Pyro's loop's, and within 5 of the exact one
     assert a / b == pytest.approx(float(reference["a"] / reference["b"]), abs=sd)
     assert a / b == pytest.approx(exact_a / exact_b, abs=5 * sd)
+
+
+def test_a_program_files_callbacks_join_its_command_line_run(tmp_path):
+    """``callbacks()`` in the file (sparse_gamma_def's clip_params after every step) runs in the CLI's fit,
+    from the same run of the file as the programs."""
+    (tmp_path / "prog.py").write_text(
+        "import torch\nimport pyro\nimport pyro.distributions as dist\nfrom pyro_vae.callbacks import EveryStep\n\n"
+        "STEPS = []\n\n\ndef model(x):\n    mu = pyro.sample('mu', dist.Normal(0.0, 10.0))\n"
+        "    with pyro.plate('data', x.shape[0]):\n        pyro.sample('x', dist.Normal(mu * torch.ones(x.shape[1]), 1.0).to_event(1), obs=x)\n\n\n"
+        "def guide(x):\n    pyro.sample('mu', dist.Normal(pyro.param('m', torch.tensor(0.0)), 1.0))\n\n\n"
+        "def callbacks():\n    return [EveryStep(lambda: STEPS.append(float(pyro.param('m'))))]\n\n\npair = (model, guide)\n")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32))
+    from pyro_vae import cli, program
+
+    assert cli.main(["train", "--program", f"{tmp_path}/prog.py:pair", "--dataset", str(tmp_path / "x.npy"),
+                     "--test-fraction", "0", "--batch-size", "10", "--epochs", "3", "--device", "cpu", "--quiet",
+                     "--no-figures", "--out", str(tmp_path / "run")]) == 0
+    assert len(program._LOADED[(tmp_path / "prog.py").resolve()].STEPS) == 6  # 3 epochs of 2 steps

@@ -43,6 +43,7 @@ def run(args) -> None:
     from pyro_vae import callbacks as cb
     from pyro_vae import data as datasets
     from pyro_vae import builders, distributed, plots, runs
+    from pyro_vae import program as programs
     from pyro_vae.train import fit
 
     distributed.init_from_env()
@@ -87,7 +88,8 @@ def run(args) -> None:
     history = fit(model, guide, train_data, test_data=None if index or not dataset.test.shape[0] else test,
                   settings=training, objective=builders.objective(config),
                   transform=datasets.binarize_batch if binarize else None, out=args.out, resume=args.resume,
-                  overwrite=args.overwrite, config=config, callbacks=[note], quiet=args.quiet)
+                  overwrite=args.overwrite, config=config,
+                  callbacks=[note, *(programs.callbacks(config["program"]) if program else ())], quiet=args.quiet)
     if distributed.rank_and_world()[0] != 0:
         return
     if not args.no_figures:
