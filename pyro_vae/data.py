@@ -137,16 +137,21 @@ def _mnist_5k(cache_dir: Path = DEFAULT_DATA_DIR):
     return x / 255.0, y, (1, 28, 28)
 
 
+def _rows_split(name: str, n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, test) row numbers: a seeded shuffle, ``test_size`` rows (a fraction, or a count ≥ 1) held out;
+    with 0 none, and the rows keep their order."""
+    n_test = int(test_size) if test_size >= 1 or test_size == 0 else max(1, int(round(n * test_size)))
+    if n < 1 or n_test >= n or n < 2 and n_test:
+        raise UserError(f"dataset {name!r} has {n} example(s): need at least 2 to hold out a test split")
+    order = np.random.default_rng(seed).permutation(n) if n_test else np.arange(n)
+    return order[n_test:], order[:n_test]
+
+
 def _split(name, x, y, shape, test_size, seed, extra: tuple = (), flatten: bool = True) -> Dataset:
     """Shuffles the rows (seeded) and holds out ``test_size`` of them (a fraction, or a count ≥ 1; 0: none)."""
     x = np.asarray(x, dtype=np.float32)
     x = x.reshape(len(x), -1) if flatten else x
-    n = len(x)
-    n_test = int(test_size) if test_size >= 1 or test_size == 0 else max(1, int(round(n * test_size)))
-    if n < 1 or n_test >= n or n < 2 and n_test:
-        raise UserError(f"dataset {name!r} has {n} example(s): need at least 2 to hold out a test split")
-    order = np.random.default_rng(seed).permutation(n) if n_test else np.arange(n)  # no split: rows in order
-    test, train = order[:n_test], order[n_test:]
+    train, test = _rows_split(name, len(x), test_size, seed)
     tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     labels = None if y is None else tensor(np.asarray(y, dtype=np.int64))
     extra = tuple(map(tensor, extra))
@@ -170,14 +175,10 @@ def _streamed(path: Path, test_size: float, seed: int) -> Dataset:
                         " or use --stream never")
     if not np.issubdtype(rows.dtype, np.number) or np.issubdtype(rows.dtype, np.complexfloating):
         raise UserError(f"{str(path)!r}: array has dtype {rows.dtype}; expected real numbers")
-    n = len(rows)
-    n_test = int(test_size) if test_size >= 1 or test_size == 0 else max(1, int(round(n * test_size)))
-    if n < 2 and n_test or n_test >= n:
-        raise UserError(f"dataset {path.name!r} has {n} example(s): need at least 2 to hold out a test split")
-    order = np.random.default_rng(seed).permutation(n) if n_test else np.arange(n)
+    train, test = _rows_split(path.name, len(rows), test_size, seed)
     scaling = "uint8 pixel values / 255" if rows.dtype == np.uint8 else \
         f"values as stored ({rows.dtype} → float32, not rescaled)"
-    return Dataset(path.name, rows.subset(order[n_test:]), rows.subset(order[:n_test]), None, None, shape,
+    return Dataset(path.name, rows.subset(train), rows.subset(test), None, None, shape,
                    scaling=f"{scaling}, read from the file batch by batch")
 
 

@@ -95,11 +95,6 @@ class PyroOptimizer:
         """Every parameter's optimizer's groups, in the parameters' order (``lr``/``eta`` read and set here)."""
         return [group for p in self.params for group in self._torch(p).param_groups]
 
-    @property
-    def is_scheduler(self) -> bool:
-        """Whether the per-parameter objects are learning-rate schedulers around optimizers."""
-        return any(is_scheduler(self._of(p)) for p in self.params)
-
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drops every parameter's gradient (as ``pyro.infer.SVI`` does after its step)."""
         for p in self.params:

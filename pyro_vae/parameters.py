@@ -78,7 +78,7 @@ def initialize(model: Callable, guide: Callable, batch: tuple, device: torch.dev
         raise UserError(f"the model and guide failed on a first batch of {batch[0].shape[0]} rows "
                         f"({type(error).__name__}: {detail}); run them on a batch by hand to debug") from error
     finally:
-        made = bool(_tensors(owners(model, guide)) - existing)  # pyro.module registers tensors already made
+        made = bool(_tensors(modules) - existing)  # pyro.module registers tensors already made
         if not made:
             set_rng_state(rng)
         for m, mode in zip(modules, modes):

@@ -16,6 +16,7 @@ background thread while the current step runs, into pinned memory on CUDA, so th
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
@@ -32,15 +33,15 @@ def as_float(rows: Rows) -> Rows:
     return tuple(t.float().div_(255.0) if t.dtype == torch.uint8 else t for t in rows)
 
 
-class Source:
+class Source(ABC):
     """Rows of a data set by index, on ``device``. Subclasses say how they keep and read them."""
 
     num_rows: int
     device: torch.device
 
+    @abstractmethod
     def read(self, index: torch.Tensor) -> Rows:
         """The rows at ``index``, on the device, as stored (uint8 stays uint8)."""
-        raise NotImplementedError
 
     def batches(self, indices: Sequence[torch.Tensor]) -> Iterator[Rows]:
         """The rows of each index in ``indices``, in order, as floats on the device."""
@@ -71,8 +72,8 @@ class Streamed(Source):
         self.read_rows, self.num_rows, self.device = read_rows, num_rows, torch.device(device)
         self.pin = self.device.type == "cuda"
 
-    def _load(self, index: torch.Tensor) -> Rows:
-        rows = self.read_rows(index.cpu().numpy())
+    def _load(self, index: np.ndarray) -> Rows:
+        rows = self.read_rows(index)
         if self.pin:
             rows = tuple(t.pin_memory() for t in rows)
         return rows
@@ -81,11 +82,13 @@ class Streamed(Source):
         return tuple(t.to(self.device, non_blocking=self.pin) for t in rows)
 
     def read(self, index: torch.Tensor) -> Rows:
-        return self._to_device(self._load(index))
+        return self._to_device(self._load(index.cpu().numpy()))
 
     def batches(self, indices: Sequence[torch.Tensor]) -> Iterator[Rows]:
         if not indices:
             return
+        # the epoch's row numbers reach the CPU in one copy (one host sync an epoch, not one a step)
+        indices = np.split(torch.cat(list(indices)).cpu().numpy(), np.cumsum([len(i) for i in indices])[:-1])
         with ThreadPoolExecutor(max_workers=1) as reader:  # numpy and file reads release the GIL
             pending = reader.submit(self._load, indices[0])
             for k in range(len(indices)):

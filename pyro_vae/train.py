@@ -393,10 +393,6 @@ class Trainer:
         elif self.scheduler is not None:
             self.scheduler.step()
 
-    def summed(self) -> torch.Tensor:
-        """This rank's share of the loss summed over the epoch so far (a tensor: no host sync)."""
-        return self.current.summed()
-
     def check_finite(self) -> None:
         """Stops with one line if a loss (or gradient norm) of this epoch's steps so far is NaN/inf."""
         bad = self.current.first_bad_step() if self.current is not None else None
