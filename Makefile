@@ -21,8 +21,10 @@ demo: $(STAMP)
 readme-figures: demo
 	mkdir -p docs/figures/demo && cp runs/demo/figures/*.png docs/figures/demo/
 
+# One pytest-xdist worker per core (at most 4, tests/conftest.py), a test module's tests on one worker, the notebook
+# executions spread over all; `$(PY) -m pytest -q` alone runs the same suite in one process.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadscope
 
 # Every figure and number of docs/lecture.md (examples write under runs/ unless told --out).
 figures: $(STAMP)

@@ -3,8 +3,8 @@
 Each notebook is executed by nbclient in a fresh kernel of this interpreter (a kernelspec written to a
 temporary folder, so the kernel is the venv's python whatever Jupyter finds elsewhere), with
 ``PYRO_VAE_NOTEBOOK_FAST=1``: the notebooks then train fewer epochs, through the same code a teacher runs.
-The translated editions (notebooks/LANG/) run too: each notebook once more, in one language (see
-``executed_editions``); ``PYRO_VAE_EDITIONS=all`` runs all of them.
+Every translated edition (notebooks/LANG/) runs too, as the English one does. These are the suite's
+longest tests: ``make test`` spreads them over its pytest-xdist workers (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -19,22 +19,12 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EDITIONS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[a-z][a-z]/[0-9][0-9]_*.ipynb"))
-LANGUAGES = sorted({path.parent.name for path in EDITIONS})
-
-
-def executed_editions() -> list[Path]:
-    """Notebook i in its edition of language i mod 3 (ru, zh, pl in turn), or every edition with
-    PYRO_VAE_EDITIONS=all. An edition's code cells are the English ones byte for byte (tests/test_editions.py),
-    so one translated run per notebook shows that the edition files run in Jupyter, at 2× the English
-    notebooks' time instead of 4×."""
-    if os.environ.get("PYRO_VAE_EDITIONS") == "all" or not LANGUAGES:
-        return EDITIONS
-    turns = [notebook.parent / LANGUAGES[i % len(LANGUAGES)] / notebook.name for i, notebook in enumerate(NOTEBOOKS)]
-    return [path for path in turns if path.is_file()]
 
 
 def _name(path: Path) -> str:
     return path.stem if path.parent.name == "notebooks" else f"{path.parent.name}/{path.stem}"
+
+
 TIMEOUT_PER_CELL = 300   # seconds: one cell (a training run) on a busy 2-core machine
 TIMEOUT_PER_NOTEBOOK = 180  # seconds for a whole notebook, in fast mode
 KERNEL = "pyro-vae-notebook-test"
@@ -69,7 +59,7 @@ def kernel_dir(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS + executed_editions(), ids=_name)
+@pytest.mark.parametrize("path", NOTEBOOKS + EDITIONS, ids=_name)
 def test_notebook_runs(path, kernel_dir, monkeypatch, tmp_path):
     import nbclient  # the dev extra installs them: a missing one is a failure, not a skip
     import nbformat

@@ -48,12 +48,19 @@ def basis_report(basis: np.ndarray, reference: np.ndarray) -> dict:
 
 def pca_errors(train: torch.Tensor, test: torch.Tensor, ks: Iterable[int]) -> dict:
     """{k: mean over test rows of ‖x − x̂‖²}, with x̂ = x̄ + (x − x̄) W_kᵀ W_k the reconstruction by the
-    top-k principal directions W_k of the training rows (sklearn's PCA): the best linear autoencoder."""
-    from sklearn.decomposition import PCA
+    top-k principal directions W_k of the training rows: the best linear autoencoder.
 
+    W_k is the first k right singular vectors of the centred training rows (sklearn's PCA with its exact
+    solver): one SVD serves every k, where a PCA fitted per k cost a minute for k = 1..32 on MNIST-5k."""
     train, test = train.detach().cpu().double().numpy(), test.detach().cpu().double().numpy()
+    mean = train.mean(0)
+    directions = np.linalg.svd(train - mean, full_matrices=False)[2]
+    centred = test - mean
     errors = {}
     for k in ks:
-        pca = PCA(k, random_state=0).fit(train)
-        errors[int(k)] = float(((test - pca.inverse_transform(pca.transform(test))) ** 2).sum(1).mean())
+        if not 1 <= k <= len(directions):
+            raise ValueError(f"k = {k}: PCA of {train.shape[0]} rows of {train.shape[1]} values has 1 to "
+                             f"{len(directions)} components")
+        w = directions[:k]
+        errors[int(k)] = float(((centred - centred @ w.T @ w) ** 2).sum(1).mean())
     return errors
