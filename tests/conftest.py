@@ -32,6 +32,7 @@ TINY_TRAIN = ["--dataset", "digits", "--hidden", "16", "--latent-dim", "2", "--e
 MAX_WORKERS = 4  # memory: a worker running a notebook holds two torch processes, itself and the kernel (~1 GB)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hooks: pytest without xdist (or with -p no:xdist) ignores them
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto``: one worker per core this process may run on, at most :data:`MAX_WORKERS`."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -42,6 +43,7 @@ def pytest_xdist_auto_num_workers(config) -> int:
 SPREAD = ("test_notebook_runs", "test_a_student_edition_executes")
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadscope`` with one change: a test module stays one work unit, so its module-scoped fixtures
     (a trained model, a run folder) are built once, on one worker, and its tests run in file order; but each
