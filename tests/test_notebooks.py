@@ -63,7 +63,7 @@ def kernel_dir(tmp_path_factory):
 def test_notebook_runs(path, kernel_dir, monkeypatch, tmp_path):
     import nbclient  # the dev extra installs them: a missing one is a failure, not a skip
     import nbformat
-    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
 
     monkeypatch.setenv("JUPYTER_PATH", f"{kernel_dir}{os.pathsep}{os.environ.get('JUPYTER_PATH', '')}")
     monkeypatch.setenv("PYRO_VAE_NOTEBOOK_FAST", "1")
@@ -73,8 +73,8 @@ def test_notebook_runs(path, kernel_dir, monkeypatch, tmp_path):
     started = time.perf_counter()
     # Unix sockets in tmp_path rather than TCP ports: kernels that two xdist workers start at the same moment
     # could be handed the same free port
-    kernel = KernelManager(kernel_name=KERNEL, transport="ipc" if os.name == "posix" else "tcp")
-    nbclient.NotebookClient(notebook, timeout=TIMEOUT_PER_CELL, km=kernel,
+    transport = Config({"KernelManager": {"transport": "ipc" if os.name == "posix" else "tcp"}})
+    nbclient.NotebookClient(notebook, timeout=TIMEOUT_PER_CELL, kernel_name=KERNEL, config=transport,
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     seconds = time.perf_counter() - started
     errors = [output for cell in notebook.cells for output in cell.get("outputs", [])
