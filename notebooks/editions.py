@@ -155,12 +155,17 @@ def missing(source: Path, language: str) -> list[str]:
 
 def renumbered(was_en: str, was_text: str, english: str) -> str | None:
     """The translation ``was_text`` of ``was_en`` with its numbers replaced by ``english``'s, when the two
-    English texts differ only in their numbers (a rerun of ``make figures``); None when the words changed too,
-    or when one old number became two different new ones (the translation's numbers could then not be told
-    apart), or when the translation does not hold each old number as often as the English did."""
+    English texts differ only in their numbers (a rerun of ``make figures``). Where the translation holds the
+    old numbers in the English order (a table), the k-th number becomes the k-th new one; else each old number
+    becomes its one new value. None when the words changed too, or when the translation reorders numbers and
+    one old number became two different new ones (they could not be told apart), or when the translation does
+    not hold each old number as often as the English did."""
     old, new = NUMBER.findall(was_en), NUMBER.findall(english)
     if NUMBER.sub("#", was_en) != NUMBER.sub("#", english) or len(old) != len(new):
         return None
+    if NUMBER.findall(was_text) == old:
+        replaced = iter(new)
+        return NUMBER.sub(lambda m: next(replaced), was_text)
     mapping = {}
     for a, b in zip(old, new):
         if mapping.setdefault(a, b) != b:

@@ -125,5 +125,6 @@ def test_a_text_whose_numbers_changed_keeps_its_translation_with_the_new_numbers
     now = "The judge is sure of 90.6% of 1,000 digits; blends: 27.2% (`--epochs 30`)."
     assert E.renumbered(was_en, was_ru, now) == "Судья уверен в 90.6% из 1,000 цифр; смеси: 27.2% (`--epochs 30`)."
     assert E.renumbered(was_en, was_ru, now.replace("sure", "certain")) is None
-    assert E.renumbered("a 2 and a 2", "2 и 2", "a 2 and a 3") is None       # one old number, two new ones
+    assert E.renumbered("| 2 | 2 |", "| 2 | 2 |", "| 2 | 3 |") == "| 2 | 3 |"  # same order: k-th number to k-th
+    assert E.renumbered("a 2 and a 5, 2", "5 и 2, 2", "a 2 and a 5, 3") is None  # reordered, and 2 became 2 and 3
     assert E.renumbered(was_en, "Судья уверен в 89.1% цифр", now) is None  # the translation lost a number
