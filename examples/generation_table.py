@@ -62,10 +62,12 @@ SETTINGS = {
     "bernoulli_mlp_8_beta2": ("VAE, Bernoulli, MLP 512-256, 8-D, β = 2", {**BERNOULLI, "beta": 2.0}, 100),
     "bernoulli_conv_16": ("VAE, Bernoulli, conv, 16-D",
                           {**BERNOULLI, "hidden": [256], "latent_dim": 16, "network": "conv"}, 10),
-    # the prior: N(0, I) against a learned mixture, trained 300 epochs each; the autoencoder, 100
+    # the prior: N(0, I) against a learned mixture (with β = 1 and 2), 300 epochs each; the autoencoder, 100
     "bernoulli_mlp_8": ("VAE, Bernoulli, MLP 512-256, 8-D", BERNOULLI, 300),
     "mixture_prior_8": ("VAE, Bernoulli, MLP 512-256, 8-D, learned mixture prior (K = 10)",
                         {**BERNOULLI, "prior_components": 10}, 300),
+    "mixture_prior_8_beta2": ("VAE, Bernoulli, MLP 512-256, 8-D, β = 2, learned mixture prior (K = 10)",
+                              {**BERNOULLI, "prior_components": 10, "beta": 2.0}, 300),
     "autoencoder_16": ("autoencoder, Bernoulli, MLP 512-256, 16-D",
                        {**BERNOULLI, "model": "autoencoder", "latent_dim": 16}, 100),
 }
