@@ -26,6 +26,7 @@ the numbers (checked by tests/test_quality.py).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import functools
 import json
 import os
@@ -159,7 +160,14 @@ def main(out: Path, name: str = "mnist-5k", work: Path | None = None, fresh: boo
             figures[row] = generated[:FIGURE_IMAGES].clone()
 
     def written() -> None:
-        # merged with what another process (``--only`` other settings) wrote meanwhile, then replaced atomically
+        # merged with what another process (``--only`` other settings) wrote meanwhile, then replaced atomically;
+        # the lock keeps two processes from reading the same file and each writing it without the other's row
+        work.mkdir(parents=True, exist_ok=True)
+        with open(work / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged()
+
+    def merged() -> None:
         for row, entry in stored().get("rows", {}).items():
             mine = rows.setdefault(row, entry)
             mine["per_seed"] = {**entry["per_seed"], **mine["per_seed"]}
