@@ -1,7 +1,8 @@
 """Generation, measured: which settings' decoded draws look like the data (MNIST-5k's digits, Fashion-MNIST)?
 
     python examples/generation_table.py --out docs/figures   # → generation_mnist-5k.json, .png, _gap.png
-    python examples/generation_table.py --out docs/figures --dataset fashion-mnist   # a shorter table
+    python examples/generation_table.py --out docs/figures --dataset fashion-mnist   # three settings, 8 epochs
+    python examples/generation_table.py --out docs/figures --only mixture_prior_8 --seeds 0   # a part of the grid
     python examples/generation_table.py --quick --out /tmp/g # one epoch per model: a smoke run
 
 Each setting is trained on the training split with seeds 0, 1 and 2, and draws N = 1,000 images in two ways:
@@ -16,11 +17,14 @@ feature space, precision and recall (k = 3), the judged rate (p ≥ 0.9) and the
 classes, drawn with each seed. The table gives the mean over seeds and the [min, max] interval.
 
 The grid varies one axis at a time around the Bernoulli MLP VAE with an 8-D code: likelihood (the lecture's
-Gaussian c = 0.1, learned σ), network (conv), latent size (2, 16, 32), β (2), prior (a learned mixture).
-Each finished (setting, seed) is written to OUT/generation_DATASET.json at once; a rerun keeps the finished
-ones (``--fresh`` starts over), so a killed run loses one model. The images of the figure (seed 0) and the
-2-D codes of the gap figure wait in WORK (default runs/examples/generation_table). docs/generation.md shows
-the numbers (checked by tests/test_quality.py).
+Gaussian c = 0.1, learned σ), network (conv), latent size (2, 16, 32), β (2), each for 100 epochs; and the
+prior (N(0, I) against a learned mixture, with β = 1 and 2) for 300 epochs. Fashion-MNIST's 60,000 images get
+the lecture's setting, the learned-prior VAE and the autoencoder, 8 epochs each.
+Each finished (setting, seed) is written to OUT/generation_DATASET.json at once (under a lock, so processes
+given different ``--only`` settings can share the file); a rerun keeps the finished ones (``--fresh`` starts
+over), so a killed run loses one model. Trained states, the figure's images (seed 0) and the 2-D codes of the
+gap figure wait in WORK (default runs/examples/generation_table). docs/generation.md shows the numbers
+(checked by tests/test_quality.py).
 """
 
 from __future__ import annotations
