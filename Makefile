@@ -24,7 +24,8 @@ readme-figures: demo
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Every figure and number of docs/lecture.md (examples write under runs/ unless told --out).
+# Every figure and number of docs/lecture.md (examples write under runs/ unless told --out). Then
+# `python docs/renumber.py` rewrites the pages' stale numbers and `make editions` the translations' (they carry over).
 figures: $(STAMP)
 	$(PY) examples/lecture.py --out docs/figures
 

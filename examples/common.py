@@ -153,10 +153,10 @@ def classifier():
 
 @functools.lru_cache(maxsize=None)
 def judge():
-    """The judge of generated images: a small CNN trained on MNIST-5k's 4,000 training digits, with a
-    "no digit" class (see ``quality.train_digit_judge``). Its accuracy on the 1,000 test digits is reported."""
-    dataset = mnist()
-    return quality.train_digit_judge(dataset.train, dataset.train_labels, dataset.shape, epochs=epochs(12))
+    """The judge of generated images: ``quality.judge``'s CNN for MNIST-5k (its 4,000 training digits, with a
+    "no digit" class), trained once and cached, so the lecture and `pyro-vae evaluate --samples` judge with one
+    network. Its accuracy on the 1,000 test digits is reported."""
+    return quality.judge(mnist())
 
 
 LEGEND_POINTS = 9  # the smallest legend text that a slide shows legibly

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = {"ru": "Русский", "zh": "中文", "pl": "Polski"}
 PAGES = [ROOT / "docs" / "lecture.md"]
 RELATIVE_LINK = re.compile(r"(\]\()(?!https?:|mailto:|#|/)([^)\s]+\))")
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")  # as tests/test_editions.py counts the numbers a translation keeps
 
 
 class MissingTranslation(Exception):
@@ -152,10 +153,33 @@ def missing(source: Path, language: str) -> list[str]:
     return [t for t in texts(source) if not table.get(key(t)) or table[key(t)].get("text") is None]
 
 
+def renumbered(was_en: str, was_text: str, english: str) -> str | None:
+    """The translation ``was_text`` of ``was_en`` with its numbers replaced by ``english``'s, when the two
+    English texts differ only in their numbers (a rerun of ``make figures``). Where the translation holds the
+    old numbers in the English order (a table), the k-th number becomes the k-th new one; else each old number
+    becomes its one new value. None when the words changed too, or when the translation reorders numbers and
+    one old number became two different new ones (they could not be told apart), or when the translation does
+    not hold each old number as often as the English did."""
+    old, new = NUMBER.findall(was_en), NUMBER.findall(english)
+    if NUMBER.sub("#", was_en) != NUMBER.sub("#", english) or len(old) != len(new):
+        return None
+    if NUMBER.findall(was_text) == old:
+        replaced = iter(new)
+        return NUMBER.sub(lambda m: next(replaced), was_text)
+    mapping = {}
+    for a, b in zip(old, new):
+        if mapping.setdefault(a, b) != b:
+            return None
+    if sorted(NUMBER.findall(was_text)) != sorted(old):
+        return None
+    return NUMBER.sub(lambda m: mapping[m.group()], was_text)
+
+
 def sync(source: Path, language: str) -> int:
     """Rewrites a translation file in the source's order: a new text gets ``"text": null`` (and, where the
     cell or block at its place had a translation, that old pair as ``"was"``, to edit rather than redo); a
-    text the source no longer has is dropped. Returns how many texts still need a translation."""
+    text the source no longer has is dropped. Where only the numbers of the text at that place changed, its
+    translation is kept with the new numbers (``renumbered``). Returns how many texts still need a translation."""
     table = load_translations(source, language)
     old = list(table.values())
     english = texts(source)
@@ -167,7 +191,12 @@ def sync(source: Path, language: str) -> int:
             continue
         out[key(text)] = {"en": text.split("\n"), "text": None}
         if i < len(old) and old[i].get("text") is not None and old[i]["en"] != text.split("\n"):
-            out[key(text)]["was"] = {"en": old[i]["en"], "text": old[i]["text"]}
+            was_en, was_text = "\n".join(old[i]["en"]), "\n".join(old[i]["text"])
+            carried = renumbered(was_en, was_text, text)
+            if carried is not None:
+                out[key(text)]["text"] = carried.split("\n")
+            else:
+                out[key(text)]["was"] = {"en": old[i]["en"], "text": old[i]["text"]}
     path = translation_file(source, language)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")

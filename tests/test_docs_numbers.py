@@ -76,12 +76,12 @@ LECTURE = [
     # 1, 2
     ("w = ({}, {})", ["pca.direction.0", "pca.direction.1"]),
     ("| {}°, {}°, {}°, {}°, {}°, {}° |", [f"linear_autoencoder.principal_angles.{i}" for i in range(6)]),
-    ("| ‖WᵀW − I‖ (0 for an orthonormal basis) | {} |", ["linear_autoencoder.orthonormality_error"]),
+    ("| $\\lVert W^\\top W - I \\rVert$ (0 for an orthonormal basis) | {} |", ["linear_autoencoder.orthonormality_error"]),
     ("principal direction k (1 if aligned) | {} |", ["linear_autoencoder.alignment"]),
     ("PCA / linear autoencoder | {} / {} |", ["linear_autoencoder.pca_mse", "linear_autoencoder.linear_ae_mse"]),
     ("makes angles of {}° to {}° with PCA's", ["linear_autoencoder.random_subspace_angles.0",
                                                "linear_autoencoder.random_subspace_angles.1"]),
-    ("(λ₆/λ₇ ≈ {})", ["linear_autoencoder.eigenvalue_gap"]),
+    ("($\\lambda_6/\\lambda_7 \\approx$ {})", ["linear_autoencoder.eigenvalue_gap"]),
     # 3: the nonlinear autoencoder against PCA
     ("| 2 | {} | **{}** |", ["pca_vs_autoencoder.pca.2", "pca_vs_autoencoder.autoencoder.2"]),
     ("| 16 | {} | **{}** |", ["pca_vs_autoencoder.pca.16", "pca_vs_autoencoder.autoencoder.16"]),
@@ -90,16 +90,16 @@ LECTURE = [
     ("SVI loss {}, and squared error / 2c + constant {} (squared error {})",
      ["autoencoder.svi_loss_per_example", "autoencoder.mse_over_2c_plus_constant", "autoencoder.mse"]),
     # 4
-    ("| corrupted input x̃ itself | {} |", ["denoising.corrupted_input_mse"]),
-    ("| plain autoencoder d(e(x̃)) | {} |", ["denoising.plain_ae_mse_on_corrupted"]),
-    ("| denoising autoencoder d(e(x̃)) | **{}** |", ["denoising.denoising_ae_mse_on_corrupted"]),
+    ("| corrupted input $\\tilde{x}$ itself | {} |", ["denoising.corrupted_input_mse"]),
+    ("| plain autoencoder $d(e(\\tilde{x}))$ | {} |", ["denoising.plain_ae_mse_on_corrupted"]),
+    ("| denoising autoencoder $d(e(\\tilde{x}))$ | **{}** |", ["denoising.denoising_ae_mse_on_corrupted"]),
     ("(plain autoencoder on the clean input, for reference) | {} |", ["denoising.plain_ae_mse_on_clean"]),
     # 5
-    ("the test ELBO moves by about {~} nat per 10 epochs ({} for the autoencoder, {} for the VAE with c = 0.1)",
+    ("the test ELBO changes by less than {<} nats per 10 epochs ({} for the autoencoder, {} for the VAE with c = 0.1), "
+     "no more than the {}–{} nats between seeds",
      ["latent_gaps.ae.test_elbo_change_last_10_epochs.mean", "latent_gaps.ae.test_elbo_change_last_10_epochs.mean",
-      "latent_gaps.vae_c0.1.test_elbo_change_last_10_epochs.mean"]),
-    ("That is less than the {}–{} nats between seeds",
-     ["latent_gaps.vae_c0.1.test_elbo.range", "latent_gaps.ae.test_elbo.range"]),
+      "latent_gaps.vae_c0.1.test_elbo_change_last_10_epochs.mean",
+      "latent_gaps.vae_c0.1.test_elbo.range", "latent_gaps.ae.test_elbo.range"]),
     ("The judge is the CNN of section 9: {}% test accuracy, and ≥ 90% sure of one digit on {}% of",
      ["latent_gaps.judge_test_accuracy*100", "latent_gaps.real_digit_rate*100"]),
     ("the judge calls {}% of the blends digits", ["latent_gaps.blended_digit_rate*100"]),
@@ -114,24 +114,27 @@ LECTURE = [
       "latent_gaps.vae_c0.1.grid_digit_rate.mean*100", "latent_gaps.blended_digit_rate*100"]),
     ("({}% against {}%), because the KL term", ["latent_gaps.vae_c0.1.empty_grid_fraction.mean*100",
                                                 "latent_gaps.ae.empty_grid_fraction.mean*100"]),
-    ("σ(x) is wide ({}), and in seed 0", ["latent_gaps.vae_c1.mean_sigma.mean"]),
-    ("no more often than the blends ({}%), and they cover about {~} classes",
-     ["latent_gaps.blended_digit_rate*100", "latent_gaps.vae_c1.prior_coverage.mean"]),
+    ("$\\sigma(x)$ is wide ({} against {} with c = 0.1)",
+     ["latent_gaps.vae_c1.mean_sigma.mean", "latent_gaps.vae_c0.1.mean_sigma.mean"]),
+    ("draws are judged digits {}% of the time, against {}% for the VAE with c = 0.1 and {}% for the blends",
+     ["latent_gaps.vae_c1.prior_digit_rate.mean*100", "latent_gaps.vae_c0.1.prior_digit_rate.mean*100",
+      "latent_gaps.blended_digit_rate*100"]),
+    ("and they cover about {~} classes", ["latent_gaps.vae_c1.prior_coverage.mean"]),
     ("does as well as the VAE with c = 0.1** ({}% against {}%)",
      ["latent_gaps.ae.prior_digit_rate.mean*100", "latent_gaps.vae_c0.1.prior_digit_rate.mean*100"]),
     # 6
     ("| reconstruction only | {} | {} | {} | {} | {}% |", _row("ablation.recon-only")),
     ("| KL only | {} | {} | {} | {} | {}% |", _row("ablation.kl-only")),
     ("| both | {} | {} | {} | {} | {}% |", _row("ablation.vae")),
-    ("Nothing stops σ(x) from shrinking, and it falls to {}.", ["ablation.recon-only.sigma"]),
+    ("Nothing stops $\\sigma(x)$ from shrinking, and it falls to {}.", ["ablation.recon-only.sigma"]),
     ("the codes spread over {} times their own width", ["ablation.recon-only.spread_over_sigma"]),
-    ("KL ≈ {} and σ ≈ {}.", ["ablation.kl-only.kl", "ablation.kl-only.sigma"]),
+    ("$\\mathrm{KL} \\approx$ {} and $\\sigma \\approx$ {}.", ["ablation.kl-only.kl", "ablation.kl-only.sigma"]),
     ("The codes move less than {<}% of their own width", ["ablation.kl-only.spread_over_sigma*100"]),
-    ("The regions are tight (spread / σ ≈ {~})", ["ablation.vae.spread_over_sigma"]),
+    ("The regions are tight (spread / $\\sigma \\approx$ {~})", ["ablation.vae.spread_over_sigma"]),
     # 7
-    ("| KL(q ‖ p(z)) per test image (nats) | {} | {} | {} | {} | {} |", _across("role_of_c", "kl")),
-    ("| squared error ‖x − f(μ(x))‖² | {} | {} | {} | {} | {} |", _across("role_of_c", "mse")),
-    ("| mean σ(x) | {} | {} | {} | {} | {} |", _across("role_of_c", "sigma")),
+    ("| $\\mathrm{KL}(q \\Vert p(z))$ per test image (nats) | {} | {} | {} | {} | {} |", _across("role_of_c", "kl")),
+    ("| squared error $\\lVert x - f(\\mu(x)) \\rVert^2$ | {} | {} | {} | {} | {} |", _across("role_of_c", "mse")),
+    ("| mean $\\sigma(x)$ | {} | {} | {} | {} | {} |", _across("role_of_c", "sigma")),
     # 8
     ("| pathwise | {} × 10⁵ |", ["reparameterization.variance.pathwise/1e5"]),
     ("| score function | {} × 10¹⁰ |", ["reparameterization.variance.score_function/1e10"]),
@@ -141,6 +144,7 @@ LECTURE = [
     # 8: why the variance curves end
     ("The last {} of the {} coordinates have a", ["reparameterization.zero_variance_coordinates",
                                                   "reparameterization.coordinates"]),
+    ("Those {} coordinates are the", ["reparameterization.zero_variance_coordinates"]),
     ("weights from the {} ReLU units of the encoder's hidden layer (out of {})",
      ["reparameterization.silent_units_on_batch", "reparameterization.trunk_units"]),
     ("and 4 × {} = {}.", ["reparameterization.silent_units_on_batch", "reparameterization.zero_variance_coordinates"]),
@@ -174,10 +178,10 @@ LECTURE = [
     ("For |α| ≤ 0.5 the digit keeps its identity about {~}% of the time",
      ["attribute_vector.same_class_as_alpha_0.2*100"]),
     # 11
-    ("| log p(x) | {} |", ["elbo_identity.log_px"]),
-    ("| ELBO(q) | {} |", ["elbo_identity.elbo"]),
-    ("| KL(q ‖ p(z\\|x)) | {} |", ["elbo_identity.kl_to_posterior"]),
-    ("| ELBO + KL | {} |", ["elbo_identity.elbo_plus_kl"]),
+    ("| $\\log p(x)$ | {} |", ["elbo_identity.log_px"]),
+    ("| $\\mathrm{ELBO}(q)$ | {} |", ["elbo_identity.elbo"]),
+    ("| $\\mathrm{KL}(q \\Vert p(z \\mid x))$ | {} |", ["elbo_identity.kl_to_posterior"]),
+    ("| $\\mathrm{ELBO} + \\mathrm{KL}$ | {} |", ["elbo_identity.elbo_plus_kl"]),
     ("(20,000 draws) | {} |", ["elbo_identity.pyro_trace_elbo_estimate"]),
     ("The gap does not close completely ({} nats at the end)", ["elbo_identity.elbo_at_posterior_minus_log_px"]),
 ]
@@ -227,8 +231,8 @@ NOTATION = [
     ("A loss of {} on lecture.md's page is an ELBO of +{}.", ["autoencoder.svi_loss_per_example", "notation.elbo"]),
     ("the constant $-\\frac{D}{2} \\log 2\\pi c$ alone is **+{}** nats: $2\\pi c \\approx {} < 1$",
      ["notation.gaussian_constant", "notation.two_pi_c"]),
-    ("the autoencoder's squared error {} gives $35.39 / 2c = {}$, and its loss ${} - {} = {}$",
-     ["autoencoder.mse", "notation.mse_over_2c", "notation.mse_over_2c", "notation.gaussian_constant",
+    ("the autoencoder's squared error {} gives ${} / 2c = {}$, and its loss ${} - {} = {}$",
+     ["autoencoder.mse", "autoencoder.mse", "notation.mse_over_2c", "notation.mse_over_2c", "notation.gaussian_constant",
       "autoencoder.svi_loss_per_example"]),
 ]
 
@@ -299,6 +303,9 @@ TOPICS += [(f"{row} {{}} {{}} {{}} {{}}", [f"topics_lee.prodlda.measures.{row}.{
            for row in ("prodlda (pyro)", "sklearn LDA")]
 TOPICS += [("where ours gives {} for the same fit", ["topics_lee.prodlda.measures.sklearn LDA.perplexity_test"])]
 
+# the README's result claims (its other numbers are timings and settings, measured by the commands it names)
+README = [("SVI lands within {<} standard errors of it ({} on difficulties, {} on discriminations)",
+           ["exam_irt.max_z", "exam_irt.max_gap.difficulty", "exam_irt.max_gap.discrimination"])]
 PAGES = {"lecture.md": LECTURE + LECTURE_PCA_TABLE, "irt.md": IRT, "notation.md": NOTATION, "topics.md": TOPICS}
 PAGES.update({page: [] for page in ("api.md", "architecture.md", "bad-input.md", "benchmarks.md", "distributed.md",
                                     "generation.md", "objectives.md", "programs.md", "topics.md") if page not in PAGES})
@@ -347,6 +354,9 @@ UNCHECKED: dict[str, list[tuple[str, str, str]]] = {
         ("about 1 start in 4 lands there", "mean cosine > 0.9;", "what tests/test_topics.py found and asserts"),
     ],
 }
+
+
+CHECKED = {**PAGES, "../README.md": README}  # every page with claims, relative to docs/ (docs/renumber.py reads it)
 
 
 def value(key: str) -> float:
@@ -420,7 +430,7 @@ def flat(text: str) -> str:
 
 
 def claims():
-    for page, page_claims in PAGES.items():
+    for page, page_claims in CHECKED.items():
         for template, keys in page_claims:
             yield pytest.param(page, template, keys, id=f"{page}: {template[:40]}")
 
@@ -499,3 +509,23 @@ def test_topics_three_seed_table_is_the_mean_of_its_per_seed_values():
         npmi, perplexity = [parse(v) for v in seeds.groups()[0::2]], [parse(v) for v in seeds.groups()[1::2]]
         assert abs(sum(npmi) / 3 - parse(cells[1])) <= 0.001, (name, npmi, cells[1])  # each rounded to 0.001
         assert abs(sum(perplexity) / 3 - parse(cells[4])) <= 0.55, (name, perplexity, cells[4])  # integers per seed
+
+
+def test_renumber_rewrites_stale_numbers_at_the_precision_shown_and_leaves_bounds_to_a_person():
+    """docs/renumber.py (after `make figures`): a stale number is rewritten as the page wrote it (decimals,
+    commas, minus sign, ≈ rounding), across line breaks; a bound that broke is reported, not rewritten."""
+    import importlib.util
+    import types
+
+    spec = importlib.util.spec_from_file_location("renumber", DOCS / "renumber.py")
+    renumber = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(renumber)
+    values = {"a": 0.2125, "b": -4.81176, "c": 27_814.0, "d": 12_345.6, "e": 0.04}
+    numbers = types.SimpleNamespace(NUMBER=NUMBER, agrees=agrees, value=values.__getitem__)
+    text = "wide (0.41) and\nloss −5.23850, ratio ≈ 25,000, sum 1,234.5, under 3% here"
+    claims = [("wide ({}) and loss {}, ratio ≈ {~}, sum {},", ["a", "b", "c", "d"]), ("under {<}% here", ["e"])]
+    new, notes = renumber.renumber("page.md", text, claims, numbers)
+    assert new == "wide (0.21) and\nloss −4.81176, ratio ≈ 28,000, sum 12,345.6, under 3% here"
+    assert len(notes) == 4 and all("→" in note for note in notes)
+    values["e"] = 5.0
+    assert renumber.renumber("page.md", text, claims[1:], numbers)[1][0].startswith("page.md: e = 5 breaks the bound")

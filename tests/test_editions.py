@@ -115,3 +115,16 @@ def test_a_changed_english_cell_needs_a_new_translation(tmp_path, monkeypatch, c
     assert E.main() == 0
     entry = json.loads((tmp_path / "i18n" / "ru" / source.with_suffix(".json").name).read_text())[E.key(E.cell_text(cell))]
     assert entry["text"] is None and entry["was"]["en"] == before.split("\n") and entry["was"]["text"]
+
+
+def test_a_text_whose_numbers_changed_keeps_its_translation_with_the_new_numbers():
+    """After a rerun of `make figures` only numbers move: --sync carries the translation over (renumbered);
+    a change of words, or an old number that became two different ones, still needs a translator."""
+    was_en = "The judge is sure of 89.1% of 1,000 digits; blends: 24.0% (`--epochs 30`)."
+    was_ru = "Судья уверен в 89.1% из 1,000 цифр; смеси: 24.0% (`--epochs 30`)."
+    now = "The judge is sure of 90.6% of 1,000 digits; blends: 27.2% (`--epochs 30`)."
+    assert E.renumbered(was_en, was_ru, now) == "Судья уверен в 90.6% из 1,000 цифр; смеси: 27.2% (`--epochs 30`)."
+    assert E.renumbered(was_en, was_ru, now.replace("sure", "certain")) is None
+    assert E.renumbered("| 2 | 2 |", "| 2 | 2 |", "| 2 | 3 |") == "| 2 | 3 |"  # same order: k-th number to k-th
+    assert E.renumbered("a 2 and a 5, 2", "5 и 2, 2", "a 2 and a 5, 3") is None  # reordered, and 2 became 2 and 3
+    assert E.renumbered(was_en, "Судья уверен в 89.1% цифр", now) is None  # the translation lost a number
