@@ -286,7 +286,7 @@ def test_the_generation_pages_reading_holds_for_its_numbers():
     # Bernoulli, 8-D, 100 epochs: about twice the lecture's judged rate and recall, under half judged
     bernoulli = mean["bernoulli_mlp_8_short/prior"]
     assert 1.8 < bernoulli["digit_rate"] / lecture["digit_rate"] < 2.4 and bernoulli["digit_rate"] < 0.5
-    assert bernoulli["recall"] > 1.8 * lecture["recall"]
+    assert bernoulli["recall"] > 2 * lecture["recall"]
     # code size: 8 to 32 dimensions alike (40% to 55%); 2-D more judged digits, recall near zero
     for name in ("bernoulli_mlp_8_short", "bernoulli_mlp_16", "bernoulli_mlp_32"):
         assert 0.4 < mean[f"{name}/prior"]["digit_rate"] < 0.55, name
@@ -309,6 +309,7 @@ def test_the_generation_pages_reading_holds_for_its_numbers():
     assert learned["frechet_distance"] < 0.2 * lecture["frechet_distance"] and learned["recall"] > 2 * lecture["recall"]
     assert max(r["digit_rate"] for r in rows["mixture_prior_8/prior"]["per_seed"].values()) > 0.7  # one seed of three
     assert sum(r["digit_rate"] >= 0.7 for r in rows["mixture_prior_8/prior"]["per_seed"].values()) == 1
+    assert low["mixture_prior_8/prior"]["coverage"] > 9.4  # all ten classes, nearly equally present
     assert 0.65 < low["mixture_prior_8/prior"]["digit_rate"] and max(
         r["digit_rate"] for r in rows["mixture_prior_8/prior"]["per_seed"].values()) < 0.72
     # the goal, with β = 2: ≥ 70% on two seeds of three and just under on the third; 9+ classes; a sixth of
