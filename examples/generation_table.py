@@ -196,7 +196,7 @@ def main(out: Path, name: str = "mnist-5k", work: Path | None = None, fresh: boo
     chosen = settings if not only else [s for s in only if s in settings]
     for seed, setting in [(seed, setting) for seed in seeds or SEEDS for setting in chosen]:  # every setting once first
         what, config, own_epochs = SETTINGS[setting]
-        what += f", {n_epochs or own_epochs} epochs"
+        what += f", {epochs(n_epochs or own_epochs)} epochs"  # 1 under --quick
         hows = ("prior", "mixture") if config["model"] == "vae" else ("mixture",)
         if all(str(seed) in rows.get(f"{setting}/{how}", {}).get("per_seed", {}) for how in hows):
             continue
