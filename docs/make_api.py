@@ -26,7 +26,8 @@ MODULES = ["pyro_vae", "pyro_vae.runs", "pyro_vae.builders", "pyro_vae.data", "p
            "pyro_vae.topics.report", "pyro_vae.topics.figures", "pyro_vae.topics.run",
            "pyro_vae.irt.settings", "pyro_vae.irt.exams", "pyro_vae.irt.fitting", "pyro_vae.irt.reference", "pyro_vae.irt.report",
            "pyro_vae.irt.figures", "pyro_vae.irt.run",
-           "pyro_vae.models.vae", "pyro_vae.models.autoencoder", "pyro_vae.models.likelihoods",
+           "pyro_vae.models.vae", "pyro_vae.models.autoencoder", "pyro_vae.models.mixture_prior",
+           "pyro_vae.models.likelihoods",
            "pyro_vae.models.topics", "pyro_vae.models.irt",
            "pyro_vae.guides.encoder", "pyro_vae.guides.delta", "pyro_vae.guides.denoising",
            "pyro_vae.guides.score_function", "pyro_vae.guides.topics", "pyro_vae.guides.irt"]

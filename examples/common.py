@@ -196,3 +196,14 @@ def image_panel(ax, images: torch.Tensor, shape, nrow: int, title: str, row_labe
     ax.set_xticks([2 + width * i + shape[-1] / 2 for i in range(len(column_labels or []))], column_labels or [],
                   fontsize=8)
     ax.tick_params(length=0)
+
+
+@functools.lru_cache(maxsize=None)
+def generator(setting: str, seed: int = 0):
+    """(model, guide) of a setting of examples/generation_table.py (e.g. ``mixture_prior_8``, the VAE with a
+    learned mixture prior), trained on MNIST-5k's training digits with ``seed``: once per process, so
+    generation.py and generation_quality.py share it under examples/lecture.py."""
+    import generation_table  # a sibling example; it imports this module, so not at the top
+
+    model, guide, _ = generation_table.trained(setting, mnist(), seed)
+    return model, guide

@@ -58,11 +58,13 @@ def _gaps(model: str) -> list[str]:
     return keys + [f"latent_gaps.{model}.prior_coverage.mean"]
 
 
-def _generated(name: str) -> list[str]:
-    """The keys of one generator's row of the generation-quality table."""
+def _generated(name: str, spread: bool = True) -> list[str]:
+    """The keys of one row of the generation-quality table: the judged rate (with its range over seeds when
+    ``spread``), the coverage, the Fréchet distance, precision and recall."""
     prefix = f"generation_quality.{name}"
-    return [f"{prefix}.digit_rate*100", f"{prefix}.digit_rate_min*100", f"{prefix}.digit_rate_max*100",
-            f"{prefix}.coverage"]
+    rates = [f"{prefix}.digit_rate_min*100", f"{prefix}.digit_rate_max*100"] if spread else []
+    return [f"{prefix}.digit_rate*100", *rates, *(f"{prefix}.{k}" for k in ("coverage", "frechet_distance",
+                                                                            "precision", "recall"))]
 
 
 def _across(section: str, field: str) -> list[str]:
@@ -149,12 +151,18 @@ LECTURE = [
     ("{} of the units are silent on all 1,000 test digits", ["reparameterization.dead_units_on_test"]),
     # 9: generation, measured
     ("It classifies {}% of the 1,000 test digits correctly", ["generation_quality.judge_test_accuracy*100"]),
-    ("| real test digits | {}% | {} |", ["generation_quality.real.digit_rate*100", "generation_quality.real.coverage"]),
-    ("| VAE, c = 0.1: f(z), z ~ N(0, I) | {}% (seeds: {}–{}%) | {} |", _generated("vae_c0.1")),
-    ("| VAE, c = 1: f(z), z ~ N(0, I) | {}% ({}–{}%) | {} |", _generated("vae_c1")),
-    ("| autoencoder: d(z), z ~ N(m, S) fitted to its codes | {}% ({}–{}%) | {} |", _generated("ae_fitted_gaussian")),
-    ("two test digits of different classes | {}% | {} |",
-     ["generation_quality.blended.digit_rate*100", "generation_quality.blended.coverage"]),
+    ("| real training digits | {}% | {} | {} | {} | {} |", _generated("real", spread=False)),
+    ("| VAE, c = 0.1: f(z), z ~ N(0, I) | {}% (seeds: {}–{}%) | {} | {} | {} | {} |", _generated("vae_c0.1")),
+    ("| VAE, c = 1: f(z), z ~ N(0, I) | {}% ({}–{}%) | {} | {} | {} | {} |", _generated("vae_c1")),
+    ("| autoencoder: d(z), z ~ N(m, S) fitted to its codes | {}% ({}–{}%) | {} | {} | {} | {} |",
+     _generated("ae_fitted_gaussian")),
+    ("| VAE, Bernoulli, learned mixture prior: z ~ p(z) | {}% ({}–{}%) | {} | {} | {} | {} |",
+     _generated("vae_learned_prior")),
+    ("two training digits of different classes | {}% | {} | {} | {} | {} |", _generated("blended", spread=False)),
+    ("(MLPs of 512 and 256 units, {} epochs)", ["generation_quality.epochs_learned_prior"]),
+    ("are judged digits {}% of the time (seeds: {}% to {}%), with {} classes covered",
+     ["generation_quality.vae_learned_prior.digit_rate*100", "generation_quality.vae_learned_prior.digit_rate_min*100",
+      "generation_quality.vae_learned_prior.digit_rate_max*100", "generation_quality.vae_learned_prior.coverage"]),
     # 9: interpolation
     ("(here a \"{}\", at cosine {})", ["generation.ends.classes.1", "generation.ends.cosine"]),
     ("90% of its draws have a norm between {} and {}.", ["generation.prior_norm_5_95.0", "generation.prior_norm_5_95.1"]),

@@ -267,51 +267,85 @@ def test_the_generation_page_shows_the_tables_of_the_scripts_numbers(name, monke
 
 
 def test_the_generation_pages_reading_holds_for_its_numbers():
-    """Each sentence of docs/generation.md's reading of the table, as a check on generation.json."""
+    """Each sentence of docs/generation.md's reading of the MNIST-5k table, as a check on generation.json
+    (means over seeds unless a sentence names the seeds' range)."""
     rows = generation("mnist-5k")["rows"]
-    real, blends, lecture = rows["real"], rows["blends"], rows["lecture_c0.1/prior"]
-    generators = {name: row for name, row in rows.items() if "/" in name}
-    bernoulli = ["bernoulli_mlp_8", "bernoulli_mlp_16", "bernoulli_conv_16"]  # β = 1, 8- or 16-D codes
-    # the controls: the floor is best on every measure; blends are far in distance and recall, not precision
-    assert all(real["frechet_distance"] < row["frechet_distance"] and real["recall"] > row["recall"]
-               for row in [blends, *generators.values()])
-    assert blends["frechet_distance"] > 10 * real["frechet_distance"] and abs(blends["precision"] - real["precision"]) < 0.05
-    # the lecture's prior: judged no more often than blends, the worst distance
-    assert lecture["digit_rate"] <= blends["digit_rate"]
-    assert lecture["frechet_distance"] == max(row["frechet_distance"] for row in generators.values())
-    for name in bernoulli:
-        prior, mixture = rows[f"{name}/prior"], rows[f"{name}/mixture"]
-        assert 1.6 <= prior["digit_rate"] / lecture["digit_rate"] <= 2.0 + 1e-9 and prior["coverage"] >= 8.75
-        assert 1.4 <= prior["recall"] / lecture["recall"] <= 2.2 and prior["digit_rate"] < 0.5  # below half
-        assert mixture["digit_rate"] > 0.7 and mixture["coverage"] > 9.45
-        assert 2.5 <= prior["frechet_distance"] / mixture["frechet_distance"] <= 4.0
-    assert rows["bernoulli_conv_16/prior"]["digit_rate"] < min(rows[f"{n}/prior"]["digit_rate"] for n in bernoulli
-                                                                if "mlp" in n)
-    assert rows["lecture_c0.1/mixture"]["digit_rate"] > 0.5 > 0.25 > lecture["digit_rate"]
-    # a 4-D code, β = 2: the highest judged prior rates, the 4-D code at a third of the 8-D's recall; none at 70%
+    mean = {name: {k: v["mean"] for k, v in row["summary"].items()} for name, row in rows.items()}
+    low = {name: {k: v["min"] for k, v in row["summary"].items()} for name, row in rows.items()}
+    real, blends, lecture = mean["real"], mean["blends"], mean["lecture_c0.1/prior"]
+    generators = {name: row for name, row in mean.items() if "/" in name}
     priors = {name: row for name, row in generators.items() if name.endswith("/prior")}
-    small, beta2, eight = rows["bernoulli_mlp_4/prior"], rows["bernoulli_mlp_8_beta2/prior"], rows["bernoulli_mlp_8/prior"]
-    assert sorted(row["digit_rate"] for row in priors.values())[-2:] == sorted([small["digit_rate"], beta2["digit_rate"]])
-    assert small["recall"] < 0.35 * eight["recall"] and small["frechet_distance"] > eight["frechet_distance"]
-    assert max(row["digit_rate"] for row in priors.values()) < 0.7
-    assert rows["bernoulli_mlp_8_beta2/mixture"]["digit_rate"] > 0.7
-    autoencoder = rows["autoencoder_16/mixture"]
+    # the controls: the floor is best on every measure; blends are far in distance and recall, not in precision
+    assert all(real["frechet_distance"] < row["frechet_distance"] and real["recall"] > row["recall"]
+               and real["digit_rate"] > row["digit_rate"] for row in [blends, *generators.values()])
+    assert blends["frechet_distance"] > 10 * real["frechet_distance"] and abs(blends["precision"] - real["precision"]) < 0.05
+    # the lecture's prior: judged no more often than blends, further than blends; a learned σ does not help
+    assert lecture["digit_rate"] < blends["digit_rate"] and lecture["frechet_distance"] > blends["frechet_distance"]
+    sigma = mean["learned_sigma_8/prior"]
+    assert sigma["digit_rate"] < 0.3 and sigma["frechet_distance"] > blends["frechet_distance"]
+    # Bernoulli, 8-D, 100 epochs: about twice the lecture's judged rate and recall, under half judged
+    bernoulli = mean["bernoulli_mlp_8_short/prior"]
+    assert 1.8 < bernoulli["digit_rate"] / lecture["digit_rate"] < 2.4 and bernoulli["digit_rate"] < 0.5
+    assert bernoulli["recall"] > 2 * lecture["recall"]
+    # code size: 8 to 32 dimensions alike (40% to 55%); 2-D more judged digits, recall near zero
+    for name in ("bernoulli_mlp_8_short", "bernoulli_mlp_16", "bernoulli_mlp_32"):
+        assert 0.4 < mean[f"{name}/prior"]["digit_rate"] < 0.55, name
+    two = mean["bernoulli_mlp_2/prior"]
+    assert two["digit_rate"] > max(mean[f"{n}/prior"]["digit_rate"] for n in ("bernoulli_mlp_8_short",
+                                                                              "bernoulli_mlp_16", "bernoulli_mlp_32"))
+    assert two["recall"] < 0.1
+    # β = 2: more judged digits, lower recall than β = 1; the conv net after 10 epochs: no better than the lecture's
+    beta2 = mean["bernoulli_mlp_8_beta2/prior"]
+    assert beta2["digit_rate"] > bernoulli["digit_rate"] and beta2["recall"] < bernoulli["recall"]
+    assert mean["bernoulli_conv_16/prior"]["digit_rate"] < lecture["digit_rate"] + 0.05
+    # the gap: the same VAEs decoded from a mixture fitted to their codes, over 70% judged for MLP codes of 8-32-D
+    for name in ("bernoulli_mlp_8_short", "bernoulli_mlp_16", "bernoulli_mlp_32", "bernoulli_mlp_8"):
+        prior, mixture = mean[f"{name}/prior"], mean[f"{name}/mixture"]
+        assert mixture["digit_rate"] > 0.7 and prior["frechet_distance"] > 2.5 * mixture["frechet_distance"], name
+    # the prior, at 300 epochs: N(0, I) about half judged; the learned mixture prior most of the way to 70%
+    standard, learned = mean["bernoulli_mlp_8/prior"], mean["mixture_prior_8/prior"]
+    assert standard["digit_rate"] < 0.55 and 0.65 < learned["digit_rate"] < 0.7
+    assert learned["frechet_distance"] < 0.6 * standard["frechet_distance"] and learned["coverage"] > 9.4
+    assert learned["frechet_distance"] < 0.2 * lecture["frechet_distance"] and learned["recall"] > 2 * lecture["recall"]
+    assert max(r["digit_rate"] for r in rows["mixture_prior_8/prior"]["per_seed"].values()) > 0.7  # one seed of three
+    assert sum(r["digit_rate"] >= 0.7 for r in rows["mixture_prior_8/prior"]["per_seed"].values()) == 1
+    assert low["mixture_prior_8/prior"]["coverage"] > 9.4  # all ten classes, nearly equally present
+    assert 0.65 < low["mixture_prior_8/prior"]["digit_rate"] and max(
+        r["digit_rate"] for r in rows["mixture_prior_8/prior"]["per_seed"].values()) < 0.72
+    # the goal, with β = 2: ≥ 70% on two seeds of three and just under on the third; 9+ classes; a sixth of
+    # the blends' distance, an eighth of the lecture's; more than twice either's recall; precision at the floor
+    goal, goal_seeds = mean["mixture_prior_8_beta2/prior"], rows["mixture_prior_8_beta2/prior"]["per_seed"].values()
+    assert goal["digit_rate"] >= 0.7 and sum(r["digit_rate"] >= 0.7 for r in goal_seeds) == 2
+    assert min(r["digit_rate"] for r in goal_seeds) > 0.69 and low["mixture_prior_8_beta2/prior"]["coverage"] > 9
+    assert 5.5 < blends["frechet_distance"] / goal["frechet_distance"] < 6.5
+    assert 7.5 < lecture["frechet_distance"] / goal["frechet_distance"] < 9
+    assert goal["recall"] > 2 * max(blends["recall"], lecture["recall"])
+    assert abs(goal["precision"] - real["precision"]) < 0.02 and abs(goal["precision"] - blends["precision"]) < 0.03
+    standard_priors = {n: r for n, r in priors.items() if not n.startswith("mixture_prior")}
+    assert max(standard_priors, key=lambda n: standard_priors[n]["digit_rate"]) == "bernoulli_mlp_2/prior"
+    assert max(r["digit_rate"] for r in standard_priors.values()) < 0.65
+    # the autoencoder with a fitted mixture: the lowest distance, the highest recall, judged within 3 points
+    autoencoder = mean["autoencoder_16/mixture"]
     assert autoencoder["frechet_distance"] == min(row["frechet_distance"] for row in generators.values())
     assert autoencoder["recall"] == max(row["recall"] for row in generators.values())
-    assert max(row["digit_rate"] for row in generators.values()) - autoencoder["digit_rate"] < 0.02
+    assert abs(autoencoder["digit_rate"] - goal["digit_rate"]) < 0.03
 
 
 def test_the_fashion_reading_holds_for_its_numbers():
     """docs/generation.md's reading of the Fashion-MNIST table, as a check on its numbers."""
-    rows = generation("fashion-mnist")["rows"]
-    real, blends = rows["real"], rows["blends"]
-    prior, mixture, autoencoder = (rows[k] for k in ("bernoulli_mlp_16/prior", "bernoulli_mlp_16/mixture",
-                                                     "autoencoder_16/mixture"))
-    generators = [prior, mixture, autoencoder]
-    assert real["digit_rate"] < generation("mnist-5k")["rows"]["real"]["digit_rate"]  # sure of fewer real images
-    for measure in ("frechet_distance", "precision", "digit_rate"):
-        better = min if measure == "frechet_distance" else max
-        assert better(mixture[measure], prior[measure]) == mixture[measure], measure
+    rows = {name: {k: v["mean"] for k, v in row["summary"].items()}
+            for name, row in generation("fashion-mnist")["rows"].items()}
+    real, blends, autoencoder = rows["real"], rows["blends"], rows["autoencoder_16/mixture"]
+    lecture, learned = rows["lecture_c0.1/prior"], rows["mixture_prior_8/prior"]
+    generators = [row for name, row in rows.items() if "/" in name]
+    assert real["digit_rate"] < generation("mnist-5k")["rows"]["real"]["summary"]["digit_rate"]["mean"]
+    assert lecture["frechet_distance"] > 0.9 * blends["frechet_distance"]  # hardly closer than blends
+    assert learned["frechet_distance"] < 0.5 * lecture["frechet_distance"]
+    assert learned["digit_rate"] > 2 * lecture["digit_rate"]
+    for vae in ("lecture_c0.1", "mixture_prior_8"):  # a mixture fitted to the codes beats the prior
+        prior, mixture = rows[f"{vae}/prior"], rows[f"{vae}/mixture"]
+        assert mixture["frechet_distance"] < prior["frechet_distance"], vae
+        assert mixture["precision"] > prior["precision"] and mixture["digit_rate"] > prior["digit_rate"], vae
     assert autoencoder["frechet_distance"] == min(row["frechet_distance"] for row in generators)
     assert autoencoder["recall"] == max(row["recall"] for row in generators)
     assert blends["precision"] < real["precision"] - 0.3 and blends["recall"] < real["recall"] - 0.5

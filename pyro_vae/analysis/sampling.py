@@ -25,8 +25,11 @@ def gaussian_draws(codes: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
 
 @torch.no_grad()
 def prior_draws(model, n: int, seed: int = 0) -> torch.Tensor:
-    """E[x | z] for n draws z ~ p(z) = N(0, I), made with a seeded generator on the model's device."""
-    return model.generate(standard_normal(n, model.latent_dim, next(model.parameters()), seed))
+    """E[x | z] for n draws z ~ p(z), made with a seeded generator on the model's device: p(z) = N(0, I), or
+    the model's own learned prior when it has one (``prior_sample(n, seed)``, e.g. ``MixturePriorVAE``)."""
+    own = getattr(model, "prior_sample", None)
+    z = own(n, seed) if own is not None else standard_normal(n, model.latent_dim, next(model.parameters()), seed)
+    return model.generate(z)
 
 
 def standard_normal(n: int, dim: int, like: torch.Tensor, seed: int = 0) -> torch.Tensor:
