@@ -3,8 +3,9 @@
 Each edition is built here from its source notebook. Its code cells before the first placeholder are the
 source's code cells before its first solution, unchanged and in the same order, and after the first
 placeholder there is no code but placeholders: so an edition runs exactly as far as tests/test_notebooks.py
-runs its source, which it executes top to bottom. One edition is also executed here for real, in fast mode
-(``PYRO_VAE_STUDENT_NOTEBOOKS=all`` executes every one: about as long as tests/test_notebooks.py).
+runs its source, which it executes top to bottom. The English student editions are also executed here for
+real, in fast mode; a translated one differs from its English edition only in markdown (tests/test_editions.py)
+(``PYRO_VAE_STUDENT_NOTEBOOKS=all`` executes all 60).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import test_notebooks as series  # noqa: E402  (its run of a notebook; imported 
 from test_notebooks import kernel_dir  # noqa: E402, F401  (the fixture: the series' kernel)
 
 SOURCES = student.sources()
-EXECUTED = student.NOTEBOOKS / "04_reparameterization.ipynb"  # the quickest in fast mode (about 15 s)
 
 
 def _code(cells) -> list[str]:
@@ -89,7 +89,7 @@ def test_a_student_edition_runs_as_far_as_its_source(source, editions):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", [s for s in SOURCES if os.environ.get("PYRO_VAE_STUDENT_NOTEBOOKS") == "all"
-                                    or s == EXECUTED], ids=lambda p: str(p.relative_to(student.NOTEBOOKS)))
+                                    or s.parent == student.NOTEBOOKS], ids=lambda p: str(p.relative_to(student.NOTEBOOKS)))
 def test_a_student_edition_executes(source, editions, kernel_dir, monkeypatch, tmp_path):
     """Executed as tests/test_notebooks.py executes the series: no error, a figure inline, in time."""
     path = tmp_path / "student" / source.name
