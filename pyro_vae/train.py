@@ -105,7 +105,9 @@ def fit(model: Callable, guide: Callable, data: Data | Dataset, *, test_data: Da
         settings, **options: a :class:`~pyro_vae.settings.TrainingSettings` and/or its fields as keywords
             (``epochs``, ``batch_size``, ``lr``, ``optimizer``, ``clip_norm``, ``seed``, ``device``,
             ``eval_every``, ``checkpoint_every``, ``keep_last``, ``eval_batch_size``, ``plate``,
-            ``tensorboard``); each default is defined there.
+            ``tensorboard``); each default is defined there. ``seed`` fixes the order of the rows and the
+            draws of training; the networks' initial weights were drawn when the caller built them (seed
+            before building, as ``pyro-vae train`` does, for a run that repeats).
         out: a run folder for ``config.json``, ``metrics.jsonl`` and ``checkpoint.pt``.
         resume: continue the run in ``out`` from its checkpoint (the same trajectory: RNG states too).
         config: what config.json records beside the settings, e.g. ``runs.build``'s config, so that
