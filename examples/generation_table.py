@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -104,7 +105,9 @@ def trained(name: str, images: data.Dataset, seed: int, n_epochs: int | None = N
     _, config, own_epochs = SETTINGS[name]
     model, guide = experiment.seeded(build, config, images.shape, seed=seed)
     n_epochs = epochs(n_epochs or own_epochs)
-    kept = work / "models" / f"{images.name}-{name}-seed{seed}-{n_epochs}epochs.pt"
+    # the file's name holds the config's digest too: a setting whose config was edited trains again
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    kept = work / "models" / f"{images.name}-{name}-{digest}-seed{seed}-{n_epochs}epochs.pt"
     if kept.exists():
         states = torch.load(kept, weights_only=True)
         model.load_state_dict(states["model"]), guide.load_state_dict(states["guide"])
